@@ -1,0 +1,2 @@
+"""ageguard CLI: evaluate commands."""
+from ageguard.cli._app import app  # noqa: F401

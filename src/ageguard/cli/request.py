@@ -1,0 +1,2 @@
+"""ageguard CLI: request commands."""
+from ageguard.cli._app import app  # noqa: F401

@@ -1,0 +1,1 @@
+"""AgeGuard hub."""

@@ -1,0 +1,104 @@
+"""Every limit, threshold, path and URL of AgeGuard, in one place.
+
+Values come from the environment (prefix ``AGEGUARD_``) with the seeds' figures as defaults.
+No other module may hard-code one of these numbers: read it from :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ImageLimits(BaseSettings):
+    """Image requirements at one validation level (the seeds' `normal` values by default)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    min_bytes: int = 50_000
+    max_bytes: int = 1_500_000
+    min_width: int = 300
+    max_width: int = 2000
+    min_height: int = 300
+    max_height: int = 2000
+    min_pixels: int = 90_000
+    max_pixels: int = 2_100_000
+    min_jpeg_quality: int = 95
+    # Face geometry: inter-ocular distance in pixels (seed: 120 px minimum).
+    min_interocular_px: float = 120.0
+    # Face box height over image height.
+    min_face_ratio: float = 0.15
+    max_face_ratio: float = 0.85
+    # Free space around the face box, as a fraction of the box size, on every side.
+    min_face_margin: float = 0.10
+    # Mean luminance (0..255) of the face region.
+    min_face_brightness: float = 50.0
+    max_face_brightness: float = 215.0
+
+
+def _low_limits() -> ImageLimits:
+    """The relaxed level: size, quality, ratio and margin rules lifted; a face is still required."""
+    return ImageLimits(
+        min_bytes=0,
+        max_bytes=1_500_000,
+        min_width=32,
+        max_width=4000,
+        min_height=32,
+        max_height=4000,
+        min_pixels=32 * 32,
+        max_pixels=16_000_000,
+        min_jpeg_quality=0,
+        min_interocular_px=8.0,
+        min_face_ratio=0.0,
+        max_face_ratio=10.0,
+        min_face_margin=-1.0,
+        min_face_brightness=15.0,
+        max_face_brightness=245.0,
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGEGUARD_", env_nested_delimiter="__", extra="ignore")
+
+    # Paths (SPEC: AGEGUARD_HOME, AGEGUARD_DATABASE_URL, AGEGUARD_MODEL_DIR).
+    home: Path = Field(default_factory=lambda: Path(user_data_dir("ageguard")))
+    database_url: str | None = None
+    model_dir: Path = Field(default_factory=lambda: Path(user_cache_dir("ageguard")) / "models")
+
+    # Image requirements per validation level.
+    normal: ImageLimits = Field(default_factory=ImageLimits)
+    low: ImageLimits = Field(default_factory=_low_limits)
+    # Decoding guard against decompression bombs, whatever the level.
+    max_decoded_pixels: int = 40_000_000
+
+    # Detection.
+    detection_score: float = 0.6
+    # A second face smaller than this share of the main face's area is background and ignored.
+    background_face_area_ratio: float = 0.25
+
+    # Age.
+    max_st_dev: float = 6.0
+
+    # HTTP.
+    max_body_bytes: int = 2_621_440  # 2.5 MiB
+    queue_size: int = 16
+    inference_threads: int = 2
+    timestamp_window_s: int = 300
+    nonce_ttl_s: int = 900
+    java_timestamp_compat: bool = False
+
+    def limits(self, level: str) -> ImageLimits:
+        return self.low if level == "low" else self.normal
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'ageguard.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Image bytes to verdicts. Knows nothing of HTTP or the database."""
