@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # Age.
     max_st_dev: float = 6.0
 
+    # Threads per onnxruntime session (0: onnxruntime's default, all cores). Batch jobs that run one
+    # process per core set 1.
+    onnx_threads: int = 0
+
     # HTTP.
     max_body_bytes: int = 2_621_440  # 2.5 MiB
     queue_size: int = 16

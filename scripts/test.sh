@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (set-up included). pytest's exit code 5 ("no tests collected") is a failure here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+if [ -f tests/sdk/package.json ]; then (cd tests/sdk && npm ci --no-audit --no-fund --silent); fi
+.venv/bin/ruff check src tests
+.venv/bin/mypy
+set +e
+.venv/bin/pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi
+exit "$rc"

@@ -1,0 +1,139 @@
+"""Age accuracy metrics of ../shared/datasets/README.md: MAE per band, gender and race, the
+threshold errors that matter for age checks, and whether st_dev is an honest 1-sigma."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BANDS: tuple[tuple[str, int, int], ...] = (
+    ("0-12", 0, 12),
+    ("13-17", 13, 17),
+    ("18-24", 18, 24),
+    ("25-30", 25, 30),
+    ("31-49", 31, 49),
+    ("50+", 50, 200),
+)
+GENDERS = {"0": "male", "1": "female"}
+RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Other"}
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    age: int
+    gender: str
+    race: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    true_age: int
+    gender: str
+    race: str
+    age: float
+    st_dev: float
+
+
+def read_labels(path: Path) -> dict[str, Label]:
+    with path.open(newline="") as handle:
+        return {
+            row["file"]: Label(int(float(row["age"])), row.get("gender", ""), row.get("race", ""))
+            for row in csv.DictReader(handle)
+        }
+
+
+def _share(mask: np.ndarray, condition: np.ndarray) -> float | None:
+    n = int(mask.sum())
+    return float((condition & mask).sum() / n) if n else None
+
+
+def _group(rows: Sequence[Scored], key: str, names: dict[str, str]) -> dict[str, dict[str, float | int]]:
+    out: dict[str, dict[str, float | int]] = {}
+    for code, name in names.items():
+        errors = [abs(r.age - r.true_age) for r in rows if getattr(r, key) == code]
+        if errors:
+            out[name] = {"n": len(errors), "mae": float(np.mean(errors))}
+    return out
+
+
+def metrics(rows: Sequence[Scored], failures: dict[str, int]) -> dict[str, Any]:
+    truth = np.array([r.true_age for r in rows], dtype=np.float64)
+    pred = np.array([r.age for r in rows], dtype=np.float64)
+    sigma = np.array([r.st_dev for r in rows], dtype=np.float64)
+    err = np.abs(pred - truth)
+    bands = {}
+    for name, low, high in BANDS:
+        mask = (truth >= low) & (truth <= high)
+        if mask.any():
+            bands[name] = {"n": int(mask.sum()), "mae": float(err[mask].mean())}
+    teen = (truth >= 13) & (truth <= 17)
+    child = (truth >= 6) & (truth <= 11)
+    adult = truth >= 25
+    return {
+        "n": len(rows),
+        "failures": failures,
+        "mae": float(err.mean()) if len(rows) else None,
+        "median_ae": float(np.median(err)) if len(rows) else None,
+        "bands": bands,
+        "gender": _group(rows, "gender", GENDERS),
+        "race": _group(rows, "race", RACES),
+        "share_13_17_estimated_ge_25": _share(teen, pred >= 25),
+        "share_13_17_estimated_ge_21": _share(teen, pred >= 21),
+        "share_6_11_estimated_ge_13": _share(child, pred >= 13),
+        "share_25plus_estimated_lt_25": _share(adult, pred < 25),
+        "coverage_1sd": float((err <= sigma).mean()) if len(rows) else None,
+        "coverage_2sd": float((err <= 2 * sigma).mean()) if len(rows) else None,
+        "mean_st_dev": float(sigma.mean()) if len(rows) else None,
+    }
+
+
+def join(labels: dict[str, Label], results: Iterable[dict[str, Any]]) -> tuple[list[Scored], dict[str, int]]:
+    """Match estimate results (``file`` + ``age``/``st_dev`` or ``error_code``) with their labels."""
+    rows: list[Scored] = []
+    failures: dict[str, int] = {}
+    for result in results:
+        label = labels.get(Path(result["file"]).name)
+        if label is None:
+            continue
+        if result.get("error_code"):
+            failures[result["error_code"]] = failures.get(result["error_code"], 0) + 1
+            continue
+        rows.append(Scored(label.age, label.gender, label.race, float(result["age"]), float(result["st_dev"])))
+    return rows, failures
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The metrics table as Markdown, for the terminal and for docs/quality.md."""
+    lines = [
+        f"faces scored: {report['n']}; failures: {report['failures'] or 'none'}",
+        "",
+        "| slice | n | MAE |",
+        "|---|---|---|",
+        f"| all | {report['n']} | {report['mae']:.2f} |",
+    ]
+    for section in ("bands", "gender", "race"):
+        for name, cell in report[section].items():
+            kind = "age" if section == "bands" else section
+            lines.append(f"| {kind} {name} | {cell['n']} | {cell['mae']:.2f} |")
+    lines += [
+        "",
+        "| threshold error | share |",
+        "|---|---|",
+        f"| true 13-17 estimated >= 25 | {_pct(report['share_13_17_estimated_ge_25'])} |",
+        f"| true 13-17 estimated >= 21 | {_pct(report['share_13_17_estimated_ge_21'])} |",
+        f"| true 6-11 estimated >= 13 | {_pct(report['share_6_11_estimated_ge_13'])} |",
+        f"| true 25+ estimated < 25 | {_pct(report['share_25plus_estimated_lt_25'])} |",
+        f"| \\|error\\| <= st_dev | {_pct(report['coverage_1sd'])} |",
+        f"| \\|error\\| <= 2 st_dev | {_pct(report['coverage_2sd'])} |",
+        f"| mean st_dev | {report['mean_st_dev']:.2f} |",
+    ]
+    return "\n".join(lines) + "\n"
