@@ -1,0 +1,1 @@
+"""Hub schema revisions (Alembic skips this file)."""
