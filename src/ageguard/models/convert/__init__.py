@@ -1,0 +1,1 @@
+"""Converters from registry archives to ONNX bytes: ``(extracted members) -> onnx bytes``, deterministic."""
