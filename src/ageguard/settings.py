@@ -72,8 +72,17 @@ class Settings(BaseSettings):
     # Image requirements per validation level.
     normal: ImageLimits = Field(default_factory=ImageLimits)
     low: ImageLimits = Field(default_factory=_low_limits)
-    # Decoding guard against decompression bombs, whatever the level.
+    # Decoding guard against decompression bombs, whatever the level: the header's declared width x
+    # height is checked against this before any pixel is decoded (40 MP = 120 MB of RGB; Pillow: 89 MP).
     max_decoded_pixels: int = 40_000_000
+    # Greyscale test (IMAGE_GRAYSCALE_NOT_SUPPORTED), see vision/image.py:is_grayscale. On a subsample of
+    # about `grayscale_sample_pixels` pixels whose brightest channel is at least `grayscale_min_level`, the
+    # image is greyscale when at most `grayscale_colour_share` of them have max(R,G,B)-min(R,G,B) above
+    # `grayscale_max_spread`. Grey saved as RGB JPEG stays within ~3 levels; skin is 20..80 levels apart.
+    grayscale_sample_pixels: int = 65_536
+    grayscale_min_level: int = 40
+    grayscale_max_spread: int = 12
+    grayscale_colour_share: float = 0.02
 
     # Detection.
     detection_score: float = 0.6
