@@ -325,6 +325,11 @@ class _Converter:
         for name in self.outputs:
             if name not in self.by_name:
                 raise TFJSConversionError(f"output node {name!r} is not in the graph")
+        # The graph's own input and output names are taken before any internal tensor is named.
+        self.used_names.update(self.outputs.values())
+        self.used_names.update(self.input_names.values())
+        if len(set(self.outputs.values())) != len(self.outputs):
+            raise TFJSConversionError("two outputs have the same name")
 
     # ---- naming and emission
 
@@ -427,7 +432,6 @@ class _Converter:
         for tf_name, onnx_name in self.outputs.items():
             v = self.values[tf_name]
             src = self.runtime(tf_name, v, nchw=False)
-            self.used_names.add(onnx_name)
             self.onnx_nodes.append(
                 helper.make_node("Identity", [src], [onnx_name], name=f"{onnx_name}/output")
             )
@@ -446,8 +450,7 @@ class _Converter:
         shape: Shape | None = (
             None if shape_attr is None else [None if d is None or d < 0 else d for d in shape_attr]
         )
-        onnx_name = self.input_names.get(name, _sanitize(name))
-        self.used_names.add(onnx_name)
+        onnx_name = self.input_names.get(name) or self.fresh(name)
         dims = (
             None
             if shape is None
