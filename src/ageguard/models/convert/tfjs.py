@@ -45,7 +45,11 @@ PRODUCER = "ageguard.models.convert.tfjs"
 FACERES_JSON = "models/faceres-deep.json"
 FACERES_BIN = "models/faceres-deep.bin"
 FACERES_INPUT_SIZE = 224
-FACERES_OUTPUTS = {"age_pred/Softmax": "age_probs", "gender_pred/Sigmoid": "gender"}
+FACERES_OUTPUTS = {
+    "age_pred/Softmax": "age_probs",
+    "gender_pred/Sigmoid": "gender",
+    "global_pooling/Mean": "descriptor",
+}
 
 _UNARY = {
     "Relu": "Relu",
@@ -1136,7 +1140,8 @@ def convert_faceres(files: dict[str, bytes]) -> bytes:
     ``files``: the npm package's ``models/faceres-deep.json`` and ``models/faceres-deep.bin``, keyed
     by their path in the package (``models/...``) or in the tarball (``package/models/...``).
     ONNX input ``input``: float32 N x 224 x 224 x 3, BGR minus the ImageNet means (HSE/Caffe style).
-    Outputs: ``age_probs`` N x 100 (softmax over ages 1..100) and ``gender`` N x 1 (sigmoid).
+    Outputs: ``age_probs`` N x 100 (softmax over ages 1..100), ``gender`` N x 1 (sigmoid; above 0.5
+    is male) and ``descriptor`` N x 1024 (the pooled MobileNet features the heads read).
     """
     size = FACERES_INPUT_SIZE
     model = convert_files(
