@@ -118,7 +118,7 @@ FACEAPI_AGEGENDER = ModelAsset(
         members=("model/age_gender_model-weights_manifest.json", "model/age_gender_model.bin"),
     ),
     converter=lazy_converter("ageguard.models.convert.faceapi.convert"),
-    sha256="PENDING",
+    sha256="c52e01743dfe418e2ab225f9764adbf28509c9440da6c302a723ad635245fe22",
     licence="MIT",
     notice=_MIT_FACE_API,
     description="Age regression and gender (face-api AgeGenderNet, 112x112 RGB).",
