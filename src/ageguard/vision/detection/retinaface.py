@@ -4,11 +4,14 @@ The network is biubug6/Pytorch_Retinaface's ``mobilenet0.25`` (as packaged by ti
 BGR input minus a per-channel mean, three output levels with strides 8/16/32 and two square
 anchors per cell, SSD-style box encoding with variances (0.1, 0.2), softmaxed face scores and
 five landmarks encoded like box centres.
+
+Measured cost of ``detect`` (one ONNX Runtime intra-op thread, shared 2-core x86 dev box, one
+face): 640x480 about 17-23 ms median, 1280x720 about 19-28 ms (it runs at 640x360 padded to
+640x384, plus the resize), a 4000x3000 upload about 55 ms (mostly the PIL conversion and resize).
 """
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 from math import ceil
 
@@ -98,7 +101,6 @@ class RetinaFaceDetector(FaceDetector):
         self._session = store.session(MODEL_NAME)
         self._input_name = self._session.get_inputs()[0].name
         self._output_names = [o.name for o in self._session.get_outputs()]
-        self._lock = threading.Lock()
 
     def prepare(self, image: RGBImage) -> tuple[Float32Array, float, float]:
         """Resize + pad to the network input; returns (NCHW tensor, x scale, y scale)."""
@@ -126,10 +128,9 @@ class RetinaFaceDetector(FaceDetector):
         return self.decode(loc, conf, landms, tensor.shape[2], tensor.shape[3], sx, sy)
 
     def _run(self, tensor: Float32Array) -> list[Float32Array]:
-        # ONNX Runtime sessions are thread-safe to run; the lock only avoids two large requests
-        # fighting over the same intra-op threads.
-        with self._lock:
-            outputs = self._session.run(self._output_names, {self._input_name: tensor})
+        # ONNX Runtime sessions are safe to run from several threads at once; the store sizes
+        # each session's thread pool for settings.inference_threads concurrent requests.
+        outputs = self._session.run(self._output_names, {self._input_name: tensor})
         by_name = dict(zip(self._output_names, outputs, strict=True))
         return [by_name["loc"][0], by_name["conf"][0], by_name["landmarks"][0]]
 
