@@ -7,7 +7,7 @@ five landmarks encoded like box centres.
 
 Measured cost of ``detect`` (one ONNX Runtime intra-op thread, shared 2-core x86 dev box, one
 face): 640x480 about 17-23 ms median, 1280x720 about 19-28 ms (it runs at 640x360 padded to
-640x384, plus the resize), a 4000x3000 upload about 55 ms (mostly the PIL conversion and resize).
+640x384, plus the resize), a 4000x3000 upload 60-110 ms (mostly the PIL conversion and resize).
 """
 
 from __future__ import annotations
