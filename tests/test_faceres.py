@@ -319,3 +319,85 @@ def test_flop_count_of_synthetic_model() -> None:
     assert count.by_op == {"Conv": conv + depthwise, "Gemm": dense}
     assert count.macs == conv + depthwise + dense and count.flops == 2 * count.macs
     assert parameter_count(model) == 3 * 3 * 3 * 4 + 3 * 3 * 4 + 4 * 10
+
+
+# ------------------------------------------------------------------------------ the real faceres-deep
+
+
+@pytest.fixture(scope="module")
+def faceres_model() -> bytes:
+    """The converted model from the shared model store (fetched and converted at most once)."""
+    from ageguard.models import store
+
+    return store.ensure("faceres_deep").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def faceres() -> Any:
+    from ageguard.vision.age.faceres import FaceResAge
+
+    return FaceResAge.from_store()
+
+
+def astronaut_face() -> npt.NDArray[np.uint8]:
+    """The reference crop: skimage's astronaut, her face, bilinear (half-pixel centres) to 224."""
+    from PIL import Image
+    from skimage import data
+
+    crop = data.astronaut()[83:171, 179:267]
+    return np.asarray(Image.fromarray(crop).resize((224, 224), Image.Resampling.BILINEAR))
+
+
+def test_faceres_graph_and_flops(faceres_model: bytes) -> None:
+    from ageguard.models import registry
+
+    model = onnx.load_from_string(faceres_model)
+    assert [i.name for i in model.graph.input] == ["input"]
+    assert [o.name for o in model.graph.output] == ["age_probs", "gender", "descriptor"]
+    ops = {n.op_type for n in model.graph.node}
+    assert ops <= {"Transpose", "Conv", "Clip", "GlobalAveragePool", "Flatten", "Gemm", "Relu", "Sigmoid",
+                   "Softmax", "Identity"}  # fmt: skip
+    assert sum(n.op_type == "Transpose" for n in model.graph.node) == 1  # NHWC -> NCHW once, at the input
+    count = count_flops(model, (1, 224, 224, 3))
+    # MobileNet v1 (width 1.0, 224 px) is 569 M mult-adds with its 1000-class head; here 1024->256->100+1.
+    assert count.by_op["Conv"] == 567_716_352
+    assert count.by_op["Gemm"] == 1024 * 256 + 256 * 100 + 256
+    assert parameter_count(model) == 3_484_443
+    pin = registry.get_asset("faceres_deep").sha256
+    if pin is not None:
+        import hashlib
+
+        assert hashlib.sha256(faceres_model).hexdigest() == pin
+
+
+def test_faceres_astronaut_reference(faceres: Any) -> None:
+    face = astronaut_face()
+    out = faceres.predict(face[None])
+    assert out.mean.shape == (1,) and out.mean.dtype == np.float32
+    assert out.std is not None
+    # Reference figures measured independently for this crop and preprocessing.
+    assert abs(float(out.mean[0]) - 34.1) <= 0.3
+    assert abs(float(out.std[0]) - 7.0) <= 0.3
+    full = faceres.run(face[None])
+    assert full.age_probs.shape == (1, 100) and abs(float(full.age_probs.sum()) - 1.0) < 1e-4
+    assert full.gender.shape == (1,) and full.gender[0] < 0.5  # the astronaut is a woman
+    assert full.descriptor.shape == (1, 1024)
+
+
+def test_faceres_batches_agree_with_singles(faceres: Any) -> None:
+    face = astronaut_face()
+    batch = np.stack([face, face[:, ::-1], np.full_like(face, 128)])
+    together = faceres.predict_distribution(batch)
+    assert together.shape == (3, 100)
+    for i in range(3):
+        np.testing.assert_allclose(together[i], faceres.predict_distribution(batch[i : i + 1])[0], atol=1e-5)
+    out = faceres.predict(batch)
+    from ageguard.vision.age.faceres import distribution_stats
+
+    mean, std = distribution_stats(together)
+    np.testing.assert_allclose(out.mean, mean, rtol=1e-5)
+    assert out.std is not None
+    np.testing.assert_allclose(out.std, std, rtol=1e-5)
+    assert faceres.predict_distribution(batch[:0]).shape == (0, 100)
+    with pytest.raises(ValueError):
+        faceres.predict(batch[:, :100, :100])
