@@ -321,6 +321,37 @@ def test_flop_count_of_synthetic_model() -> None:
     assert parameter_count(model) == 3 * 3 * 3 * 4 + 3 * 3 * 4 + 4 * 10
 
 
+def test_flop_count_reads_shapes_inference_cannot_tell() -> None:
+    """A Resize whose size goes through float maths leaves ONNX shape inference blind: one onnxruntime
+    run on zeros supplies the shapes."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Cast", ["s"], ["sf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["sf", "half"], ["sh"]),
+        helper.make_node("Cast", ["sh"], ["si"], to=TensorProto.INT64),
+        helper.make_node("Resize", ["x", "", "", "si"], ["r"], mode="nearest"),
+        helper.make_node("Conv", ["r", "w"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    init = [
+        numpy_helper.from_array(np.array([1, 1, 0.5, 0.5], np.float32), "half"),
+        numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=init,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    assert count_flops(model, (1, 3, 8, 8)).macs == 4 * 4 * 4 * 27
+    assert count_flops(model, {"x": (2, 3, 16, 16)}).macs == 2 * 8 * 8 * 4 * 27
+    with pytest.raises(ValueError, match="symbolic"):
+        count_flops(model)
+
+
 # ------------------------------------------------------------------------------ the real faceres-deep
 
 
