@@ -533,3 +533,10 @@ def test_failed_record_write_is_raised(hub: Hub) -> None:
         conn.execute(sa.text("DROP TABLE request_records"))
     with pytest.raises(StoreUnavailable):
         hub.record_request(RequestRecord(endpoint="age", outcome="OK", latency_ms=1.0))
+
+
+def test_unknown_schema_revision_is_a_clear_error(hub_url: str) -> None:
+    with Hub(hub_url) as h, raw_engine(h).begin() as conn:
+        conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = 'from_the_future'"))
+    with pytest.raises(StoreUnavailable, match="cannot be migrated"):
+        Hub(hub_url)

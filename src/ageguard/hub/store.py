@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection, Row, RowMapping
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -187,6 +188,9 @@ class Hub:
             raise StoreUnavailable(
                 f"The hub database could not be opened: {exc.__class__.__name__}."
             ) from exc
+        except CommandError as exc:  # e.g. the database carries a revision this version does not know
+            self._engine.dispose()
+            raise StoreUnavailable(f"The hub database schema cannot be migrated: {exc}.") from exc
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Hub:
