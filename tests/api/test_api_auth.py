@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from tests_api_helpers import BODY, assert_error
 
 from ageguard import signing
 from ageguard.api.auth import Verifier, check_timestamp, target_suffixes
 from ageguard.errors import CATALOGUE, AgeGuardError
 from ageguard.hub.keys import der_of
-from tests_api_helpers import BODY, assert_error
 
 
 def _q(nonce: str | None = None, ts: int | None = None) -> str:
@@ -117,7 +117,9 @@ def test_fresh_timestamps(value: str) -> None:
     check_timestamp(value, NOW, 300, java_compat=False)
 
 
-@pytest.mark.parametrize("value", [None, "", "abc", "-5", "1.5e12", str(int(NOW * 1000) - 400_000), str(int(NOW) + 3600)])
+@pytest.mark.parametrize(
+    "value", [None, "", "abc", "-5", "1.5e12", str(int(NOW * 1000) - 400_000), str(int(NOW) + 3600)]
+)
 def test_bad_or_stale_timestamps(value: str | None) -> None:
     with pytest.raises(AgeGuardError) as info:
         check_timestamp(value, NOW, 300, java_compat=False)
@@ -169,7 +171,9 @@ def test_tampered_body_method_path_query(api) -> None:
     assert_error(api.send("/age", BODY, signed_body=b'{"img": "other"}'), "INVALID_SIGNATURE")
     assert_error(api.send("/age", BODY, signed_method="PUT"), "INVALID_SIGNATURE")
     query = _q()
-    assert_error(api.send("/age", BODY, query=query, signed_target=f"/age-verify?{query}"), "INVALID_SIGNATURE")
+    assert_error(
+        api.send("/age", BODY, query=query, signed_target=f"/age-verify?{query}"), "INVALID_SIGNATURE"
+    )
     assert_error(api.send("/age", BODY, query=query, signed_target=f"/age?{_q()}"), "INVALID_SIGNATURE")
 
 
@@ -200,7 +204,9 @@ def test_endpoint_not_allowed(api) -> None:
     api.hub.set_allowed_endpoints(api.sdk_id, ["age"])
     assert api.send("/age", BODY).status_code == 200
     assert_error(api.send("/antispoofing", BODY), "UNAUTHORIZED")
-    assert_error(api.send("/self-checkout/age-antispoofing", BODY, headers={"Terminal-Id": "t"}), "UNAUTHORIZED")
+    assert_error(
+        api.send("/self-checkout/age-antispoofing", BODY, headers={"Terminal-Id": "t"}), "UNAUTHORIZED"
+    )
 
 
 def test_every_auth_code_is_in_the_catalogue() -> None:

@@ -1,4 +1,4 @@
-"""docs/errors.md is generated from the catalogue: regenerate with `python -m ageguard.errors > docs/errors.md`."""
+"""docs/errors.md is generated from the catalogue (`python -m ageguard.errors > docs/errors.md`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
 
 def test_errors_doc_is_generated_from_the_catalogue() -> None:
-    assert DOC.read_text() == markdown_table(), "docs/errors.md is stale: python -m ageguard.errors > docs/errors.md"
+    assert DOC.read_text() == markdown_table(), "docs/errors.md is stale: regenerate it"
 
 
 def test_every_code_is_documented() -> None:
