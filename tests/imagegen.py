@@ -85,7 +85,11 @@ def skin_canvas(
     left, top, right, bottom = face_box
     colour = np.asarray(SKIN, dtype=np.float32)
     if luma is not None:
-        colour = colour * (luma / float(colour @ np.array([0.299, 0.587, 0.114])))
+        base = float(colour @ np.array([0.299, 0.587, 0.114]))
+        if luma <= base:
+            colour = colour * (luma / base)
+        else:  # towards white, so no channel clips and the luma is exact
+            colour = colour + (255.0 - colour) * ((luma - base) / (255.0 - base))
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     rx, ry = max((right - left) / 2, 1), max((bottom - top) / 2, 1)

@@ -176,10 +176,11 @@ def _luma(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
 
 def _resample(gray: npt.NDArray[np.float32], out_h: int, out_w: int) -> npt.NDArray[np.float32]:
     """Area average when shrinking, bilinear when enlarging (per axis)."""
-    return _resample_axis(_resample_axis(gray, out_h, 0), out_w, 1)
+    out = _resample_axis(_resample_axis(gray.astype(np.float64), out_h, 0), out_w, 1)
+    return out.astype(np.float32)
 
 
-def _resample_axis(a: npt.NDArray[np.float32], n: int, axis: int) -> npt.NDArray[np.float32]:
+def _resample_axis(a: npt.NDArray[np.float64], n: int, axis: int) -> npt.NDArray[np.float64]:
     size = a.shape[axis]
     if size == n:
         return a
@@ -189,25 +190,23 @@ def _resample_axis(a: npt.NDArray[np.float32], n: int, axis: int) -> npt.NDArray
         cum = np.concatenate([np.zeros_like(np.take(a, [0], axis=axis)), np.cumsum(a, axis=axis)], axis=axis)
         edges = np.linspace(0.0, float(size), n + 1)
         lo = np.floor(edges).astype(np.int64)
-        frac = (edges - lo).astype(np.float32)
+        frac = edges - lo
         hi = np.minimum(lo + 1, size)
         shape = [1, 1]
         shape[axis] = n + 1
         frac_b = frac.reshape(shape)
         at_edges = np.take(cum, lo, axis=axis) * (1 - frac_b) + np.take(cum, hi, axis=axis) * frac_b
         width = float(size) / n
-        out: npt.NDArray[np.float32] = (np.diff(at_edges, axis=axis) / width).astype(np.float32)
+        out: npt.NDArray[np.float64] = np.diff(at_edges, axis=axis) / width
         return out
     # Enlarge: bilinear with half-pixel centres, edges clamped.
     pos = (np.arange(n, dtype=np.float64) + 0.5) * size / n - 0.5
     pos = np.clip(pos, 0.0, size - 1.0)
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, size - 1)
-    w = (pos - i0).astype(np.float32)
+    w = pos - i0
     shape = [1, 1]
     shape[axis] = n
     wb = w.reshape(shape)
-    up: npt.NDArray[np.float32] = (
-        np.take(a, i0, axis=axis) * (1 - wb) + np.take(a, i1, axis=axis) * wb
-    ).astype(np.float32)
+    up: npt.NDArray[np.float64] = np.take(a, i0, axis=axis) * (1 - wb) + np.take(a, i1, axis=axis) * wb
     return up
