@@ -370,6 +370,18 @@ def test_animated_png_uses_the_first_frame() -> None:
     np.testing.assert_array_equal(out.rgb, first)
 
 
+def test_multi_picture_jpeg_uses_the_first_image() -> None:
+    # Some phone cameras write MPO: a JPEG followed by more JPEGs (previews, depth maps).
+    first, second = textured(720, 1280, seed=1), textured(720, 1280, seed=2)
+    buf = io.BytesIO()
+    Image.fromarray(first).save(
+        buf, "MPO", save_all=True, append_images=[Image.fromarray(second)], quality=95
+    )
+    out = decode(buf.getvalue(), NORMAL, SETTINGS)
+    assert out.format == "JPEG" and out.jpeg_quality == 95
+    assert np.abs(out.rgb.astype(int) - first.astype(int)).mean() < 5
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
 def test_one_pixel_image(fmt: str) -> None:
     pixel = np.array([[[200, 80, 40]]], dtype=np.uint8)
