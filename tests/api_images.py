@@ -39,7 +39,9 @@ def _canvas(width: int = 1280, height: int = 720, noise: int = 0, seed: int = 0)
     arr = np.full((height, width, 3), _BACKGROUND, np.uint8)
     if noise:
         rng = np.random.default_rng(seed)
-        arr = np.clip(arr.astype(np.int16) + rng.integers(-noise, noise + 1, arr.shape), 0, 255).astype(np.uint8)
+        arr = np.clip(arr.astype(np.int16) + rng.integers(-noise, noise + 1, arr.shape), 0, 255).astype(
+            np.uint8
+        )
     return Image.fromarray(arr)
 
 
@@ -53,7 +55,11 @@ def _face(size: int = 720) -> Image.Image:
     """The astronaut's face, enlarged so the inter-ocular distance is about 145 px at size 720."""
     cx, cy = _FACE_CENTRE
     half = 105
-    return _astronaut().crop((cx - half, cy - half, cx + half, cy + half)).resize((size, size), Image.Resampling.LANCZOS)
+    return (
+        _astronaut()
+        .crop((cx - half, cy - half, cx + half, cy + half))
+        .resize((size, size), Image.Resampling.LANCZOS)
+    )
 
 
 def _face_on(offset: tuple[int, int] = (280, 0), noise: int = 6) -> Image.Image:
@@ -64,7 +70,7 @@ def _face_on(offset: tuple[int, int] = (280, 0), noise: int = 6) -> Image.Image:
 
 @lru_cache(maxsize=4)
 def face_jpeg(comment: bytes | None = None) -> bytes:
-    """One real face on a 1280x720 canvas, JPEG quality 95 (about 200 KB); ``comment`` goes in a COM segment."""
+    """A real face on a 1280x720 canvas, JPEG quality 95 (~200 KB); ``comment`` goes in a COM segment."""
     return _jpeg(_face_on(), comment=comment)
 
 

@@ -99,7 +99,9 @@ def start(root: Path, *, workers: int = WORKERS, extra_env: dict[str, str] | Non
     status = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"ageguard serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            raise RuntimeError(
+                f"ageguard serve exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}"
+            )
         try:
             status = httpx.get(url + "/health", timeout=5).status_code
             if status == 200:
@@ -109,7 +111,9 @@ def start(root: Path, *, workers: int = WORKERS, extra_env: dict[str, str] | Non
         time.sleep(0.5)
     else:
         stop_process(proc)
-        raise RuntimeError(f"/health not 200 (last {status}) in {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"/health not 200 (last {status}) in {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}"
+        )
     info = json.loads((home / "local-app.json").read_text())
     return LiveServer(url, root, home, tmpdir, log_path, proc, info["sdk_id"], Path(info["key_path"]))
 

@@ -109,3 +109,24 @@ class Api:
             sent["Content-Type"] = "application/json"
         sent.update(headers or {})
         return self.client.request(method, base + target, content=body, headers=sent)
+
+
+def create_test_apps(hub: Hub) -> dict[str, tuple[str, rsa.RSAPrivateKey]]:
+    """Applications that fail authorisation each in their own way: name -> (sdk_id, private key)."""
+    from ageguard.hub.keys import der_of, generate_private_key
+
+    suffix = uuid.uuid4().hex[:8]
+    org = f"suspended-{suffix}"
+    hub.create_org(org)
+    apps: dict[str, tuple[str, rsa.RSAPrivateKey]] = {}
+    for name, org_name, endpoints in (
+        ("disabled", None, None),
+        ("suspended", org, None),
+        ("age-only", None, ["age"]),
+    ):
+        key = generate_private_key()
+        view = hub.create_app(f"{name}-{suffix}", org_name, der_of(key.public_key()), endpoints)
+        apps[name] = (view.sdk_id, key)
+    hub.set_app_enabled(apps["disabled"][0], False)
+    hub.set_org_status(org, "suspended")
+    return apps

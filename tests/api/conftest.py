@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import live_server
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
@@ -44,4 +46,25 @@ def api(api_settings: Settings, private_key: rsa.RSAPrivateKey) -> Iterator[Api]
     app = create_app(api_settings, pipeline, hub)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, hub, api_settings, pipeline, app_view.sdk_id, private_key)
+    hub.close()
+
+
+@pytest.fixture(scope="session")
+def live() -> Iterator[live_server.LiveServer]:
+    """The shared live ``ageguard serve`` (see tests/live_server.py)."""
+    server = live_server.acquire()
+    try:
+        yield server
+    finally:
+        live_server.release()
+
+
+@pytest.fixture
+def live_api(live: live_server.LiveServer) -> Iterator[Api]:
+    """Signed requests to the live server (``Api.send``), as its embedded default application."""
+    from ageguard.signing import load_private_key
+
+    hub = Hub(live.database_url)
+    with httpx.Client(base_url=live.url, timeout=120) as client:
+        yield Api(client, hub, None, None, live.sdk_id, load_private_key(live.key_path.read_bytes()))  # type: ignore[arg-type]
     hub.close()

@@ -4,7 +4,8 @@ Runs in tests/sdk/.venv (yoti + future; their protobuf pin clashes with AgeGuard
 requests from the file named by argv[1] and writes a JSON list of results to argv[2]. Each request:
 ``{"base_url", "endpoint", "pem", "sdk_id", "payload" (object), "headers"?, "params"?, "tamper"?}``.
 ``tamper`` changes the SDK-built request before sending, to prove the server rejects it:
-``body``, ``method``, ``path``, ``query``, ``drop:<header>``, ``set:<header>=<value>``, ``replay``.
+``body``, ``method`` (signed as PUT, sent as POST), ``path``, ``query``, ``drop:<header>``,
+``set:<header>=<value>``, ``replay``.
 Each result: ``{"status": int, "body": object|str, "url": str}``.
 """
 
@@ -42,8 +43,11 @@ def send(method, url, data, headers):
 
 
 def run(req):
-    signed = build(req)
     tamper = req.get("tamper")
+    if tamper == "method":  # signed as PUT, sent as POST
+        signed = build(dict(req, method="PUT"))
+        return send("POST", signed.url, signed.data, dict(signed.headers))
+    signed = build(req)
     if not tamper:
         response = signed.execute()
         try:
@@ -56,8 +60,6 @@ def run(req):
         payload = dict(req["payload"])
         payload["metadata"] = {"device": "laptop"}
         data = json.dumps(payload).encode()
-    elif tamper == "method":
-        method = "PUT"
     elif tamper == "path":
         url = url.replace(req["endpoint"], req["tamper_path"], 1)
     elif tamper == "query":
