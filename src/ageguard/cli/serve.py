@@ -8,6 +8,7 @@ key is written to ``$AGEGUARD_HOME/local-app.pem`` (mode 0600) and its SDK ID pr
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -101,6 +102,7 @@ def serve(
 ) -> None:
     """Serve the Yoti-compatible API under /ai/v1 (plus /health, /ready, /metrics, /openapi.json)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     settings = get_settings()
     if models:
@@ -119,6 +121,12 @@ def serve(
         typer.echo(f"{what}: SDK ID {sdk_id}, private key {key_path}")
         typer.echo(f"Try: ageguard request age photo.jpg   (API at {url}/ai/v1)")
     _metrics_dir(settings, workers)
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["ageguard"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
     uvicorn.run(
         "ageguard.api.main:build_app",
         factory=True,
@@ -126,6 +134,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=log_config,
         proxy_headers=False,
         server_header=False,
     )
