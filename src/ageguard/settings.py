@@ -10,14 +10,17 @@ from functools import lru_cache
 from pathlib import Path
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ImageLimits(BaseSettings):
-    """Image requirements at one validation level (the seeds' `normal` values by default)."""
+class ImageLimits(BaseModel):
+    """Image requirements at one validation level (the seeds' `normal` values by default).
 
-    model_config = SettingsConfigDict(extra="ignore")
+    Set from the environment through the parent settings, e.g. ``AGEGUARD_NORMAL__MIN_BYTES``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     min_bytes: int = 50_000
     max_bytes: int = 1_500_000

@@ -20,10 +20,14 @@ from ageguard.vision.types import AssuranceLevel, ValidationLevel
 @app.command()
 def estimate(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (searched recursively).")],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file per line on stdout.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per file per line on stdout.")
+    ] = False,
     validation: Annotated[str, typer.Option(help="Image requirements: normal or low.")] = "normal",
     antispoofing: Annotated[bool, typer.Option("--antispoofing", help="Add the liveness verdict.")] = False,
-    level: Annotated[str, typer.Option(help="Anti-spoofing level of assurance: low, medium, high.")] = "medium",
+    level: Annotated[
+        str, typer.Option(help="Anti-spoofing level of assurance: low, medium, high.")
+    ] = "medium",
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
 ) -> None:
     """Estimate the age of the face in each image."""
@@ -37,10 +41,8 @@ def estimate(
         raise typer.Exit(2)
     job = Job(level=_validation(validation), liveness=antispoofing, assurance=_assurance(level))
     results = analyse_files(files, job, workers or None)
-    if as_json:
-        failures = _print_json(results, len(files))
-    else:
-        failures = _print_table(results, len(files))
+    printer = _print_json if as_json else _print_table
+    failures = printer(results, len(files))
     if failures == len(files):
         raise typer.Exit(1)
 
@@ -85,7 +87,9 @@ def _print_table(results: Iterable[FileResult], total: int) -> int:
         for result in results:
             if result.error_code:
                 failures += 1
-                progress.console.print(f"{result.file}: [red]{result.error_code}[/red] {result.error_message}")
+                progress.console.print(
+                    f"{result.file}: [red]{result.error_code}[/red] {result.error_message}"
+                )
             else:
                 verdict = f"  {result.prediction} ({result.score:.2f})" if result.prediction else ""
                 progress.console.print(f"{result.file}: age {result.age:.1f} ± {result.st_dev:.1f}{verdict}")

@@ -54,7 +54,9 @@ def eval_age(
 def eval_antispoof(
     images: Annotated[Path, typer.Option(help="Folder of images named as in the labels.")],
     labels: Annotated[Path, typer.Option(help="CSV with columns file,label[,attack_type,source,subject].")],
-    peer: Annotated[bool, typer.Option("--peer", help="Also run the MiniFASNetV2 peer from ../shared/peers.")] = False,
+    peer: Annotated[
+        bool, typer.Option("--peer", help="Also run the MiniFASNetV2 peer from ../shared/peers.")
+    ] = False,
     report: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")] = Path(
         "reports/eval-antispoof.json"
     ),

@@ -103,7 +103,9 @@ def join(labels: dict[str, Label], results: Iterable[dict[str, Any]]) -> tuple[l
         if result.get("error_code"):
             failures[result["error_code"]] = failures.get(result["error_code"], 0) + 1
             continue
-        rows.append(Scored(label.age, label.gender, label.race, float(result["age"]), float(result["st_dev"])))
+        rows.append(
+            Scored(label.age, label.gender, label.race, float(result["age"]), float(result["st_dev"]))
+        )
     return rows, failures
 
 

@@ -21,10 +21,14 @@ def sample_capture(width: int = 1280, height: int = 720, fmt: str = "JPEG", qual
     portrait = Image.fromarray(np.asarray(data.astronaut()))
     face_h = _FACE_BOX[3] - _FACE_BOX[1]
     scale = 0.4 * height / face_h
-    background = portrait.resize((width, height), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(25))
+    background = portrait.resize((width, height), Image.Resampling.BILINEAR).filter(
+        ImageFilter.GaussianBlur(25)
+    )
     left, top, right, bottom = _FACE_BOX
     region = portrait.crop((left - face_h, max(top - face_h, 0), right + face_h, min(bottom + face_h, 512)))
-    region = region.resize((round(region.width * scale), round(region.height * scale)), Image.Resampling.LANCZOS)
+    region = region.resize(
+        (round(region.width * scale), round(region.height * scale)), Image.Resampling.LANCZOS
+    )
     face_cx = (left + right) / 2 - (left - face_h)
     face_cy = (top + bottom) / 2 - max(top - face_h, 0)
     background.paste(region, (round(width / 2 - face_cx * scale), round(height / 2 - face_cy * scale)))

@@ -19,11 +19,30 @@ from ageguard.vision.types import Face, RGBImage
 _MAX_BILINEAR_STEP = 1.5
 
 
-def face_square(face: Face, margin: float) -> tuple[float, float, float]:
-    """Centre x, centre y and side of the square crop around ``face`` (margin is per side, box-relative)."""
-    left, top, right, bottom = face.box
-    side = max(right - left, bottom - top) * (1.0 + 2.0 * margin)
-    return (left + right) / 2.0, (top + bottom) / 2.0, side
+# Typical inter-ocular over eye-to-mouth distance of a frontal face; lets the two measures of face size
+# be averaged, which keeps the crop steady when one of them is foreshortened by pitch or yaw.
+_IOD_PER_EYE_MOUTH = 1.14
+# Where the crop centre sits on the line from the eyes' midpoint (0) to the mouth's midpoint (1).
+CENTRE_ALONG_FACE = 0.67
+
+
+def face_unit(face: Face) -> float:
+    """A pose-tolerant face size in pixels: about the eye-to-mouth distance of the face."""
+    lm = face.landmarks.astype(np.float64)
+    eye_mouth = float(np.linalg.norm((lm[3] + lm[4]) / 2.0 - (lm[0] + lm[1]) / 2.0))
+    return 0.5 * (eye_mouth + face.interocular / _IOD_PER_EYE_MOUTH)
+
+
+def face_square(face: Face, scale: float) -> tuple[float, float, float]:
+    """Centre x, centre y and side of the crop: ``scale`` face units wide, centred below the eyes.
+
+    Landmarks place the crop more steadily than the detector's box, whose top follows the hairline;
+    the age networks move by years when their crop shifts by a few pixels.
+    """
+    lm = face.landmarks.astype(np.float64)
+    eyes, mouth = (lm[0] + lm[1]) / 2.0, (lm[3] + lm[4]) / 2.0
+    centre = eyes + CENTRE_ALONG_FACE * (mouth - eyes)
+    return float(centre[0]), float(centre[1]), scale * face_unit(face)
 
 
 def eye_roll(face: Face) -> float:
@@ -34,9 +53,9 @@ def eye_roll(face: Face) -> float:
     return math.atan2(float(y1 - y0), float(x1 - x0))
 
 
-def face_crop(image: RGBImage, face: Face, *, margin: float, size: int, align: bool = True) -> RGBImage:
-    """A ``size`` x ``size`` RGB crop centred on ``face``; pixels outside the image repeat the border."""
-    cx, cy, side = face_square(face, margin)
+def face_crop(image: RGBImage, face: Face, *, scale: float, size: int, align: bool = True) -> RGBImage:
+    """A ``size`` x ``size`` RGB crop of ``face`` (see :func:`face_square`); edge pixels extend outwards."""
+    cx, cy, side = face_square(face, scale)
     angle = eye_roll(face) if align else 0.0
     step = side / size
     source: npt.NDArray[np.uint8] = image
@@ -65,7 +84,9 @@ def _reduced_region(
     return reduced, float(x0), float(y0), actual_scale
 
 
-def _warp(image: npt.NDArray[np.uint8], cx: float, cy: float, step: float, angle: float, size: int) -> RGBImage:
+def _warp(
+    image: npt.NDArray[np.uint8], cx: float, cy: float, step: float, angle: float, size: int
+) -> RGBImage:
     grid = (np.arange(size, dtype=np.float32) + 0.5 - size / 2.0) * step
     gx, gy = np.meshgrid(grid, grid)
     cos, sin = math.cos(angle), math.sin(angle)
