@@ -125,3 +125,32 @@ request_records = sa.Table(
     sa.Index("ix_request_records_app_time", "app_sdk_id", "time"),
     sa.Index("ix_request_records_terminal", "app_sdk_id", "terminal_id"),
 )
+
+# Secure face-capture sessions (ageguard.capture; repository in hub/capture_sessions.py, migration 0002).
+# A row holds no image: only counters, times and the SHA-256 of the image that passed the final check.
+CAPTURE_TOKEN_HASH_LEN = 64
+
+capture_sessions = sa.Table(
+    "capture_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(CAPTURE_TOKEN_HASH_LEN), primary_key=True),
+    sa.Column(
+        "app_sdk_id",
+        sa.Uuid(),
+        sa.ForeignKey("applications.sdk_id", name="fk_capture_sessions_app", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("session_key", sa.LargeBinary(), nullable=False),
+    sa.Column("created", UTCDateTime(), nullable=False),
+    sa.Column("expires", UTCDateTime(), nullable=False, index=True),
+    sa.Column("frames_checked", sa.Integer(), nullable=False),
+    sa.Column("good_frames", sa.Integer(), nullable=False),
+    sa.Column("final_checks", sa.Integer(), nullable=False),
+    sa.Column("first_check_at", UTCDateTime(), nullable=True),
+    sa.Column("first_good_at", UTCDateTime(), nullable=True),
+    sa.Column("last_check_at", UTCDateTime(), nullable=True),
+    sa.Column("capture_sha256", sa.String(64), nullable=True),
+    sa.Column("captured_at", UTCDateTime(), nullable=True),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
