@@ -53,12 +53,10 @@ def decode_digest(digest: str) -> bytes | None:
     if not text:
         return None
     try:
-        return base64.b64decode(text, validate=True)
+        signature = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        try:  # some clients use the URL-safe alphabet
-            return base64.urlsafe_b64decode(text)
-        except (binascii.Error, ValueError):
-            return None
+        return None
+    return signature or None
 
 
 def verify_message(public_key: rsa.RSAPublicKey, signature: bytes, message: bytes) -> bool:
