@@ -167,15 +167,23 @@ def test_self_checkout_terminal_required_and_recorded(api) -> None:
     assert rows[("self-checkout/age-antispoofing", None, "TERMINAL_ID_REQUIRED")] == 2
 
 
-def test_secure_flag(api) -> None:
-    ts_nonce = "nonce={n}&timestamp={t}"
+def test_secure_flag(api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """secure=True/true: no block → SECURE_REQUEST_IS_EMPTY; a block goes to verify_secure."""
+    import ageguard.api.secure as secure
+
+    handed: list[dict[str, Any]] = []
+    monkeypatch.setattr(secure, "verify_secure", lambda block, *args, **kwargs: handed.append(block))
+
+    def query(flag: str) -> str:
+        return f"secure={flag}&nonce={uuid.uuid4()}&timestamp={int(time.time() * 1000)}"
+
     for flag in ("True", "true"):
-        query = f"secure={flag}&" + ts_nonce.format(n=uuid.uuid4(), t=int(time.time() * 1000))
-        assert_error(api.send("/age", BODY, query=query), "SECURE_REQUEST_IS_EMPTY")
-        query = f"secure={flag}&" + ts_nonce.format(n=uuid.uuid4(), t=int(time.time() * 1000))
-        assert api.send("/age", {**BODY, "secure": {"session": "s"}}, query=query).status_code == 200
-    query = "secure=false&" + ts_nonce.format(n=uuid.uuid4(), t=int(time.time() * 1000))
-    assert api.send("/age", BODY, query=query).status_code == 200
+        assert_error(api.send("/age", BODY, query=query(flag)), "SECURE_REQUEST_IS_EMPTY")
+        assert_error(api.send("/age", {**BODY, "secure": {}}, query=query(flag)), "SECURE_REQUEST_IS_EMPTY")
+        assert api.send("/age", {**BODY, "secure": {"session": "s"}}, query=query(flag)).status_code == 200
+    assert handed == [{"session": "s"}, {"session": "s"}]
+    assert api.send("/age", BODY, query=query("false")).status_code == 200
+    assert_error(api.send("/age", {**BODY, "secure": "yes"}, query=query("true")), "INVALID_REQUEST_BODY")
 
 
 # ------------------------------------------------------------------------------------- body limit
