@@ -21,6 +21,7 @@ from ageguard.api.limits import BodySizeLimitMiddleware, send_error
 from ageguard.api.queue import InferenceQueue
 from ageguard.api.routes import age, antispoofing, ops, self_checkout
 from ageguard.api.service import HubLike, PipelineLike, ServiceState
+from ageguard.capture.routes import router as capture_router
 from ageguard.errors import AgeGuardError
 from ageguard.settings import Settings
 
@@ -125,6 +126,7 @@ def create_app(
     for router in (age.router, antispoofing.router, self_checkout.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    app.include_router(capture_router)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     app.add_exception_handler(AgeGuardError, _ageguard_error)
     # Last added is outermost: CatchAll → NormalisePath → BodySizeLimit → routes.

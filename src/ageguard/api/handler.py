@@ -100,11 +100,11 @@ async def handle(request: Request, spec: EndpointSpec) -> Response:
         req = parse_request(raw, spec)
         del raw
         device = req.device
-        if ctx.secure:
-            await run_in_threadpool(check_secure, ctx.secure, req.secure, ctx.app)
         if not state.models_ready.is_set():
             raise AgeGuardError("SERVICE_UNAVAILABLE", "The models are still loading; please retry shortly.")
         data = decode_base64(req.img)
+        if ctx.secure:
+            await run_in_threadpool(check_secure, ctx.secure, req.secure, ctx.app, data, state.hub)
         pipeline = state.pipeline
 
         def job(data: bytes = data) -> Analysis:

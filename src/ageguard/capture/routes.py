@@ -27,11 +27,13 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ageguard import signing
+from ageguard.api.openapi import error_responses
 from ageguard.capture.config import CaptureSettings, get_capture_settings
 from ageguard.capture.guidance import FrameCheck, check_final, check_preview
 from ageguard.capture.secure import VERSION, open_session, valid_token
@@ -61,6 +63,70 @@ _DEMO_CSP = (
     "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'none'"
 )
+
+
+# ------------------------------------------------------------------------------- OpenAPI descriptions
+
+
+class FaceBox(BaseModel):
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+class CheckBody(BaseModel):
+    """A capture check: ``issues`` are catalogue codes in the server's rule order."""
+
+    ok: bool
+    issues: list[str]
+    guidance: str
+    face: FaceBox | None = None
+    measures: dict[str, float] | None = None
+    session: dict[str, int] | None = None
+
+
+class SessionBody(BaseModel):
+    version: int
+    token: str
+    key: str
+    expires_at: str
+    ttl_s: int
+
+
+class ConfigBody(BaseModel):
+    version: int
+    level: str
+    capture: dict[str, float]
+    guide: dict[str, float]
+    preview: dict[str, float]
+    session_required: bool
+
+
+_TOKEN_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_-]{32,128}$"}
+_CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["img", "token"],
+    "properties": {
+        "img": {"type": "string", "description": "base64 JPEG or PNG: a preview frame, or the capture."},
+        "width": {"type": "integer", "minimum": 1, "description": "The capture's width (previews)."},
+        "height": {"type": "integer", "minimum": 1, "description": "The capture's height (previews)."},
+        "final": {"type": "boolean", "description": "True: img is the capture itself."},
+        "token": {**_TOKEN_SCHEMA, "description": "The capture session's token."},
+        "level": {"type": "string", "enum": ["normal", "low"]},
+    },
+}
+_SESSION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"ttl_s": {"type": "integer", "minimum": MIN_SESSION_TTL_S, "description": "Lifetime."}},
+}
+_UUID: dict[str, Any] = {"type": "string", "format": "uuid"}
+_SIGNED_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "X-Yoti-Auth-Id", "in": "header", "required": True, "schema": _UUID},
+    {"name": "X-Yoti-Auth-Digest", "in": "header", "required": True, "schema": {"type": "string"}},
+    {"name": "nonce", "in": "query", "required": True, "schema": _UUID},
+    {"name": "timestamp", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}},
+]
 
 
 # ------------------------------------------------------------------------------------------- plumbing
@@ -151,7 +217,12 @@ async def demo_page(request: Request) -> Response:
     )
 
 
-@router.get("/capture/config", summary="Capture module configuration")
+@router.get(
+    "/capture/config",
+    summary="Capture module configuration",
+    response_model=ConfigBody,
+    responses=error_responses((404, 500)),
+)
 async def capture_config(request: Request) -> JSONResponse:
     """The server's capture rules the browser module needs (image limits come from the server's settings)."""
     cfg = _capture_settings(request)
@@ -188,19 +259,6 @@ async def capture_config(request: Request) -> JSONResponse:
     return JSONResponse(body, headers={**_cors(request, cfg), "Cache-Control": "no-cache"})
 
 
-@router.options("/capture/check", include_in_schema=False)
-@router.options("/capture/config", include_in_schema=False)
-async def capture_preflight(request: Request) -> Response:
-    cfg = _capture_settings(request)
-    headers = {
-        **_cors(request, cfg),
-        "Access-Control-Allow-Methods": "GET, POST",
-        "Access-Control-Allow-Headers": "content-type",
-        "Access-Control-Max-Age": "600",
-    }
-    return Response(status_code=204, headers=headers)
-
-
 @router.get("/capture/{name}", include_in_schema=False)
 async def capture_static(name: str, request: Request) -> Response:
     media_type = STATIC_FILES.get(name)
@@ -217,7 +275,15 @@ async def capture_static(name: str, request: Request) -> Response:
 # -------------------------------------------------------------------------------------- frame checks
 
 
-@router.post("/capture/check", summary="Check a capture frame against the image requirements")
+@router.post(
+    "/capture/check",
+    summary="Check a capture frame against the image requirements",
+    response_model=CheckBody,
+    responses=error_responses((400, 401, 404, 413, 500, 503)),
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _CHECK_SCHEMA}}}
+    },
+)
 async def capture_check(request: Request) -> JSONResponse:
     """Body: ``img`` (base64 JPEG/PNG), ``width`` and ``height`` (the capture's size, for a preview),
     ``final`` (true: ``img`` is the capture itself), ``token`` (the capture session), ``level``.
@@ -247,7 +313,7 @@ async def _check(request: Request, cfg: CaptureSettings) -> dict[str, Any]:
         sessions = CaptureSessions(state.hub)
         session = await run_in_threadpool(sessions.get, token)
         if session is None:
-            raise AgeGuardError("SECURE_SESSION_NOT_FOUND")
+            raise AgeGuardError("INVALID_SECURE_SESSION", "Unknown capture session.")
         if session.used or session.expired(datetime.now(UTC)):
             raise AgeGuardError("INVALID_SECURE_SESSION", "The capture session has ended.")
     img = body.get("img")
@@ -315,7 +381,16 @@ def _endpoint_for(hub: Any, sdk_id: str) -> str:
     return ENDPOINTS[0]
 
 
-@router.post(SESSIONS_PATH, summary="Open a secure-capture session (signed request)")
+@router.post(
+    SESSIONS_PATH,
+    summary="Open a secure-capture session (signed request)",
+    response_model=SessionBody,
+    responses=error_responses((400, 401, 403, 404, 413, 500, 503)),
+    openapi_extra={
+        "parameters": _SIGNED_PARAMETERS,
+        "requestBody": {"required": False, "content": {"application/json": {"schema": _SESSION_SCHEMA}}},
+    },
+)
 async def create_capture_session(request: Request) -> JSONResponse:
     """Signed like every ``/ai/v1`` endpoint. Body: ``{}`` or ``{"ttl_s": seconds}``.
     200: ``{"version", "token", "key", "expires_at", "ttl_s"}`` for the relying party's page."""

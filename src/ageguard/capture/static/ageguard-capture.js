@@ -385,9 +385,10 @@ export class AgeGuardCapture {
   }
 
   async _post(body) {
+    // JSON sent as text/plain: a "simple" cross-origin request, so no CORS preflight is needed.
     const response = await fetch(`${this.server}/capture/check`, {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
       credentials: "omit",
       body: JSON.stringify(body),
     });
