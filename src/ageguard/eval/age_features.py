@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def _init() -> None:
     )
 
 
-def features(path: Path) -> dict[str, Any] | None:
+def features(path: Path, scales: tuple[float, ...] = SCALES) -> dict[str, Any] | None:
     from ageguard.vision.crop import face_crop
     from ageguard.vision.faces import face_quality, select_face
     from ageguard.vision.image import decode
@@ -48,27 +49,27 @@ def features(path: Path) -> dict[str, Any] | None:
         face = select_face(_state["detector"].detect(image), image, limits, settings)
     except AgeGuardError:
         return None
-    res_crops = np.stack([face_crop(image, face, scale=m, size=224) for m in SCALES])
-    api_crops = np.stack([face_crop(image, face, scale=m, size=112) for m in SCALES])
+    res_crops = np.stack([face_crop(image, face, scale=m, size=224) for m in scales])
+    api_crops = np.stack([face_crop(image, face, scale=m, size=112) for m in scales])
     res_all = np.concatenate([res_crops, res_crops[:, :, ::-1]])
     api_all = np.concatenate([api_crops, api_crops[:, :, ::-1]])
     probs = _state["faceres"].predict_distribution(res_all)
     api = _state["faceapi"].predict(api_all).mean
     quality = face_quality(face, image)
     return {
-        "probs": probs.astype(np.float32).reshape(2, len(SCALES), -1),
-        "faceapi": np.asarray(api, np.float32).reshape(2, len(SCALES)),
+        "probs": probs.astype(np.float32).reshape(2, len(scales), -1),
+        "faceapi": np.asarray(api, np.float32).reshape(2, len(scales)),
         "quality": np.array([quality[k] for k in QUALITY_KEYS], np.float32),
     }
 
 
-def collect(images: Path, labels: Path, out: Path) -> None:
+def collect(images: Path, labels: Path, out: Path, scales: tuple[float, ...] = SCALES) -> None:
     from ageguard.eval.age import read_labels
 
     truth = read_labels(labels)
     names = sorted(truth)
     with ProcessPoolExecutor(os.cpu_count() or 1, initializer=_init) as pool:
-        rows = list(pool.map(features, [images / n for n in names], chunksize=16))
+        rows = list(pool.map(partial(features, scales=scales), [images / n for n in names], chunksize=16))
     kept = [(n, r) for n, r in zip(names, rows, strict=True) if r is not None]
     np.savez_compressed(
         out,
@@ -79,7 +80,7 @@ def collect(images: Path, labels: Path, out: Path) -> None:
         probs=np.stack([r["probs"] for _, r in kept]),
         faceapi=np.stack([r["faceapi"] for _, r in kept]),
         quality=np.stack([r["quality"] for _, r in kept]),
-        scales=np.array(SCALES, np.float32),
+        scales=np.array(scales, np.float32),
         quality_keys=np.array(QUALITY_KEYS),
     )
     print(f"{len(kept)} of {len(names)} faces kept; features written to {out}")
@@ -90,5 +91,6 @@ if __name__ == "__main__":
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--labels", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scales", type=float, nargs="+", default=list(SCALES))
     args = parser.parse_args()
-    collect(args.images, args.labels, args.out)
+    collect(args.images, args.labels, args.out, tuple(args.scales))

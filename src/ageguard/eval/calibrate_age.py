@@ -113,8 +113,8 @@ def fit(features: dict[str, Any]) -> tuple[AgeCalibration, dict[str, Any]]:
     coef = _nonneg_lstsq(design[train], np.abs(pred - true)[train])
     blur_ref = float(np.percentile(quality["sharpness"], 10))
     calibration = AgeCalibration(
-        faceres_scale=choice["faceres_scale"],
-        faceapi_scale=choice["faceapi_scale"],
+        faceres_scale=round(choice["faceres_scale"], 3),
+        faceapi_scale=round(choice["faceapi_scale"], 3),
         flip=True,
         faceres_weight=choice["weight"],
         bias=choice["bias"],
@@ -145,13 +145,24 @@ def fit(features: dict[str, Any]) -> tuple[AgeCalibration, dict[str, Any]]:
     return calibration, report
 
 
+def merge_scales(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One feature set from several runs over the same faces at different crop scales."""
+    merged = dict(parts[0])
+    for part in parts[1:]:
+        if not np.array_equal(part["files"], merged["files"]):
+            raise ValueError("feature files cover different faces")
+        merged["probs"] = np.concatenate([merged["probs"], part["probs"]], axis=2)
+        merged["faceapi"] = np.concatenate([merged["faceapi"], part["faceapi"]], axis=2)
+        merged["scales"] = np.concatenate([merged["scales"], part["scales"]])
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("features", type=Path)
+    parser.add_argument("features", type=Path, nargs="+", help="features of the same faces")
     parser.add_argument("--write", action="store_true", help=f"write {CALIBRATION_PATH.name}")
     args = parser.parse_args()
-    with np.load(args.features) as data:
-        calibration, report = fit({k: data[k] for k in data.files})
+    calibration, report = fit(merge_scales([dict(np.load(path)) for path in args.features]))
     print(json.dumps(report, indent=2))
     print(json.dumps(asdict(calibration), indent=2))
     if args.write:
