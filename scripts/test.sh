@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 if [ -f tests/sdk/package.json ]; then (cd tests/sdk && npm ci --no-audit --no-fund --silent); fi
+if [ -f tests/capture/package.json ]; then (cd tests/capture && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent); fi
 .venv/bin/ruff check src tests
 .venv/bin/mypy
 set +e

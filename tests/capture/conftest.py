@@ -34,3 +34,7 @@ def capture_api(
     with TestClient(app, raise_server_exceptions=False) as client:
         yield CaptureApi(client, hub, settings, None, sdk_id, local_key)  # type: ignore[arg-type]
     hub.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives Chromium through the capture demo (tests/capture)")

@@ -282,3 +282,16 @@ def test_no_image_data_in_the_store(capture_api: CaptureApi) -> None:
     ):
         data = path.read_bytes()
         assert not any(n in data for n in needles), path
+
+
+def test_python_client_opens_sessions(capture_api: CaptureApi) -> None:
+    """The documented backend call: the Python client signs it like any /ai/v1 request."""
+    from ageguard.client import AgeGuardClient
+    from ageguard.hub.keys import private_key_pem
+
+    transport = capture_api.client._transport  # the app, in process
+    with AgeGuardClient(
+        "http://testserver", capture_api.sdk_id, private_key_pem(capture_api.key), transport=transport
+    ) as client:
+        session = client.request("POST", "/capture/sessions", {})
+    assert session["version"] == 1 and session["token"] and session["key"]

@@ -101,6 +101,7 @@ class ConfigBody(BaseModel):
     guide: dict[str, float]
     preview: dict[str, float]
     session_required: bool
+    secure: dict[str, int]
 
 
 _TOKEN_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_-]{32,128}$"}
@@ -255,6 +256,7 @@ async def capture_config(request: Request) -> JSONResponse:
             "steady_motion": cfg.steady_motion,
         },
         "session_required": not cfg.open_check,
+        "secure": {"version": VERSION, "min_good_frames": cfg.min_good_frames},
     }
     return JSONResponse(body, headers={**_cors(request, cfg), "Cache-Control": "no-cache"})
 

@@ -208,7 +208,10 @@ export class AgeGuardCapture {
     progress.setAttribute("class", "agc-progress");
     progress.setAttribute("pathLength", "100");
     guide.append(mask, oval, progress);
-    stage.append(video, guide);
+    const still = el("img", "agc-still", { alt: "" });
+    still.hidden = true;
+    if (this.options.mirror) still.classList.add("agc-mirrored");
+    stage.append(video, still, guide);
 
     const status = el("p", "agc-status", { role: "status", "aria-live": "polite", "aria-atomic": "true" });
     const alert = el("div", "agc-alert", { role: "alert" });
@@ -228,7 +231,7 @@ export class AgeGuardCapture {
 
     root.append(stage, status, alert, controls);
     this.container.replaceChildren(root);
-    Object.assign(this, { root, stage, video, guide, mask, oval, progress, status, alert, alertText, retry, shutter });
+    Object.assign(this, { root, stage, video, still, guide, mask, oval, progress, status, alert, alertText, retry, shutter });
   }
 
   _setState(state) {
@@ -291,6 +294,7 @@ export class AgeGuardCapture {
   _setProgress(fraction) {
     const f = Math.max(0, Math.min(1, fraction));
     this.progress.style.strokeDasharray = `${(f * 100).toFixed(1)} 100`;
+    this.progress.style.visibility = f > 0 ? "visible" : "hidden";
   }
 
   // ------------------------------------------------------------------------------------ lifecycle
@@ -298,6 +302,7 @@ export class AgeGuardCapture {
   /** Open the camera and start guiding. Resolves once the camera runs (or its error is shown). */
   async start() {
     this.stop();
+    this._hideStill();
     this.alert.hidden = true;
     this._setState("starting");
     this.lastKey = null;
@@ -342,9 +347,25 @@ export class AgeGuardCapture {
     return undefined;
   }
 
+  _showStill(blob) {
+    this._hideStill();
+    this.stillUrl = URL.createObjectURL(blob);
+    this.still.src = this.stillUrl;
+    this.still.alt = this.messages.captured;
+    this.still.hidden = false;
+  }
+
+  _hideStill() {
+    if (this.stillUrl) URL.revokeObjectURL(this.stillUrl);
+    this.stillUrl = null;
+    this.still.removeAttribute("src");
+    this.still.hidden = true;
+  }
+
   /** Stop the camera and the checks. */
   stop() {
     this.running = false;
+    this.pendingManual = false;
     if (this.stream) {
       for (const track of this.stream.getTracks()) track.stop();
       this.stream = null;
@@ -472,8 +493,13 @@ export class AgeGuardCapture {
     }
     const elapsed = now - this.steady.since;
     const done = this.steady.count >= preview.steady_frames && elapsed >= preview.steady_ms;
-    this._setProgress(Math.min(this.steady.count / preview.steady_frames, elapsed / Math.max(preview.steady_ms, 1)));
+    if (this.options.autoCapture) {
+      this._setProgress(Math.min(this.steady.count / preview.steady_frames, elapsed / Math.max(preview.steady_ms, 1)));
+    }
     if (done && this.options.autoCapture) this.capture({ auto: true });
+    else if (this.pendingManual && this.stats.good >= ((this.config.secure || {}).min_good_frames || 0)) {
+      this.capture({ auto: false });
+    }
   }
 
   // -------------------------------------------------------------------------------------- capture
@@ -503,6 +529,14 @@ export class AgeGuardCapture {
   /** Take the photo now (the button does this; auto capture too). */
   async capture({ auto = false } = {}) {
     if (this.busy || !this.running || !this.video.videoWidth) return;
+    const needed = (this.config && this.config.secure && this.config.secure.min_good_frames) || 0;
+    if (!auto && this.session && this.stats.good < needed) {
+      // A secure capture needs a few good live frames first: take it as soon as they are in.
+      this.pendingManual = true;
+      this._say("hold_still");
+      return;
+    }
+    this.pendingManual = false;
     this.busy = true;
     this._setState("capturing");
     this._say("capturing");
@@ -548,6 +582,7 @@ export class AgeGuardCapture {
       if (this.session && this.session.token && this.session.key) {
         result.secure = await this._sign(bytes, { auto, width, height });
       }
+      this._showStill(blob);
       this._setState("captured");
       this._setProgress(1);
       this._say("captured");

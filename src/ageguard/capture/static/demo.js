@@ -4,6 +4,7 @@ import { AgeGuardCapture } from "./ageguard-capture.js";
 
 const params = new URLSearchParams(window.location.search);
 const autosubmit = params.get("autosubmit") !== "0";
+const autoCapture = params.get("auto") !== "0";
 const $ = (id) => document.getElementById(id);
 
 // Exposed for the end-to-end tests and for curious developers (it never holds the private key).
@@ -102,7 +103,7 @@ async function run() {
     setPhase("error");
     return;
   }
-  demo.capture = new AgeGuardCapture($("capture"), { session: demo.session, onCapture });
+  demo.capture = new AgeGuardCapture($("capture"), { session: demo.session, onCapture, autoCapture });
   await demo.capture.start();
   setPhase(demo.capture.state === "error" ? "camera-error" : "guiding");
 }
