@@ -40,7 +40,9 @@ def iter_image_files(paths: Iterable[Path]) -> Iterator[Path]:
     """Files as given, and the images inside folders (recursively, sorted)."""
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
         else:
             yield path
 

@@ -104,7 +104,7 @@ class Pipeline:
         with timer("decode"):
             image = decode(data, limits, self.settings).rgb
         with timer("detect"):
-            detections = self._face_detector().detect(image)
+            detections = self._face_detector().detect(image, timer.sink)
         with timer("validate"):
             face = face_rules.select_face(detections, image, limits, self.settings)
         return image, face

@@ -26,6 +26,7 @@ class AgeModel(ABC):
     """
 
     name: str
+    asset: str  # the model store's asset name (ageguard.models.registry)
     input_size: int
 
     @abstractmethod

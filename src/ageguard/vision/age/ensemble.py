@@ -90,12 +90,10 @@ class AgeEnsemble:
         return cls(FaceResAge.from_store(), FaceApiAgeModel(), AgeCalibration.load())
 
     def network_inputs(self) -> dict[str, tuple[int, ...]]:
-        """Input shape of each network per request (the flipped copy doubles the batch)."""
+        """Input shape of each network (by store asset) per request; the mirrored copy doubles the batch."""
         batch = 2 if self.calibration.flip else 1
-        return {
-            self.faceres.name: (batch, self.faceres.input_size, self.faceres.input_size, 3),
-            self.faceapi.name: (batch, self.faceapi.input_size, self.faceapi.input_size, 3),
-        }
+        models = (self.faceres, self.faceapi)
+        return {model.asset: (batch, model.input_size, model.input_size, 3) for model in models}
 
     def estimate(
         self, image: RGBImage, face: Face, timings_ms: dict[str, float] | None = None
@@ -106,10 +104,10 @@ class AgeEnsemble:
         api_crops = self._crops(image, face, cal.faceapi_scale, self.faceapi.input_size)
         start = time.perf_counter()
         probs = self.faceres.predict_distribution(res_crops)
-        timings[f"net:{self.faceres.name}"] = (time.perf_counter() - start) * 1000.0
+        timings[f"net:{self.faceres.asset}"] = (time.perf_counter() - start) * 1000.0
         start = time.perf_counter()
         api_age = float(np.mean(self.faceapi.predict(api_crops).mean))
-        timings[f"net:{self.faceapi.name}"] = (time.perf_counter() - start) * 1000.0
+        timings[f"net:{self.faceapi.asset}"] = (time.perf_counter() - start) * 1000.0
         mean, std = distribution_mean_std(probs.mean(axis=0))
         if not (math.isfinite(mean) and math.isfinite(std) and math.isfinite(api_age)):
             raise AgeGuardError("FAIL_PREDICTION", "Age distribution is empty.")

@@ -18,6 +18,7 @@ MODEL_NAME = "faceapi_agegender"
 
 class FaceApiAgeModel(AgeModel):
     name = "faceapi"
+    asset = MODEL_NAME
     input_size = 112
 
     def __init__(self) -> None:

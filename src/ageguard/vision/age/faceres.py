@@ -55,6 +55,7 @@ class FaceResAge(AgeModel):
     """Age from HSE faceres-deep; thread-safe (onnxruntime sessions may be run concurrently)."""
 
     name = "faceres"
+    asset = ASSET
     input_size = INPUT_SIZE
 
     def __init__(self, session: ort.InferenceSession | None = None) -> None:

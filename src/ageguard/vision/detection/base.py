@@ -27,4 +27,5 @@ class FaceDetector(ABC):
     name: str
 
     @abstractmethod
-    def detect(self, image: RGBImage) -> list[Face]: ...
+    def detect(self, image: RGBImage, timings_ms: dict[str, float] | None = None) -> list[Face]:
+        """Faces in ``image``; adds the network-only time to ``timings_ms["net:<name>"]`` when given."""

@@ -1,0 +1,23 @@
+"""Passive liveness (anti-spoofing) from one RGB image: ``real``, ``fake`` or ``undetermined``.
+
+``LivenessModel`` (base.py) is the interface and the shared decision; ``OnnxLivenessModel`` (model.py)
+is AgeGuard's own trained model, shipped as ``antispoof.onnx`` + ``antispoof.json`` in this package.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ageguard.vision.liveness.base import DecisionPolicy, LivenessModel, QualityGate, Scored
+from ageguard.vision.liveness.model import OnnxLivenessModel
+
+if TYPE_CHECKING:
+    from ageguard.settings import Settings
+
+__all__ = ["DecisionPolicy", "LivenessModel", "OnnxLivenessModel", "QualityGate", "Scored", "load_liveness_model"]
+
+
+def load_liveness_model(settings: Settings | None = None) -> LivenessModel:
+    """The shipped liveness model; raises ``AgeGuardError(SERVICE_UNAVAILABLE)`` if its files are unusable."""
+    threads = int(getattr(settings, "onnx_threads", 0) or 0) if settings is not None else 0
+    return OnnxLivenessModel(threads=threads or 1)
