@@ -36,6 +36,10 @@ def test_module_files_are_served_for_any_page(capture_api: CaptureApi) -> None:
     assert c.get("/capture/ageguard-capture.css").headers["content-type"].startswith("text/css")
     for name in ("secure.py", "..%2Froutes.py", "static", "demo.html"):
         assert_error(c.get(f"/capture/{name}"), "INVALID_ENDPOINT")
+    # POST-only paths answer 405 to other methods (no pattern route swallows them).
+    for path in ("/capture/check", "/capture/demo/estimate", "/ai/v1/capture/sessions"):
+        assert_error(c.get(path), "METHOD_NOT_ALLOWED")
+    assert_error(c.request("OPTIONS", "/capture/check"), "METHOD_NOT_ALLOWED")
 
 
 def test_demo_page_and_index(capture_api: CaptureApi) -> None:

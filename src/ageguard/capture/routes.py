@@ -261,17 +261,23 @@ async def capture_config(request: Request) -> JSONResponse:
     return JSONResponse(body, headers={**_cors(request, cfg), "Cache-Control": "no-cache"})
 
 
-@router.get("/capture/{name}", include_in_schema=False)
-async def capture_static(name: str, request: Request) -> Response:
-    media_type = STATIC_FILES.get(name)
-    if media_type is None:
-        raise AgeGuardError("INVALID_ENDPOINT")
-    headers = {
-        **_cors(request, _capture_settings(request)),
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-cache",
-    }
-    return Response(_static(name), media_type=media_type, headers=headers)
+def _add_static_route(name: str, media_type: str) -> None:
+    """One GET route per file (no pattern route, so other /capture/ paths keep their 404 and 405)."""
+
+    async def serve_file(request: Request) -> Response:
+        headers = {
+            **_cors(request, _capture_settings(request)),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-cache",
+        }
+        return Response(_static(name), media_type=media_type, headers=headers)
+
+    serve_file.__name__ = "capture_static_" + name.replace("-", "_").replace(".", "_")
+    router.add_api_route(f"/capture/{name}", serve_file, methods=["GET"], include_in_schema=False)
+
+
+for _name, _media_type in STATIC_FILES.items():
+    _add_static_route(_name, _media_type)
 
 
 # -------------------------------------------------------------------------------------- frame checks
