@@ -289,6 +289,7 @@ export class AgeGuardCapture {
       `M0 0H${w}V${h}H0Z M${cx - rx} ${cy}a${rx} ${ry} 0 1 0 ${2 * rx} 0a${rx} ${ry} 0 1 0 ${-2 * rx} 0Z`,
     );
     this.root.style.setProperty("--agc-aspect", `${w} / ${h}`);
+    this.root.style.setProperty("--agc-aspect-num", String(w / h));
   }
 
   _setProgress(fraction) {
