@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -55,6 +56,10 @@ class ServiceState:
     _recorder: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ageguard-record")
     )
+    # Health pings get their own thread: they never queue behind request work in the shared thread pool.
+    _prober: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ageguard-health")
+    )
 
     def start(self) -> None:
         """Load the models in the background; ``/health`` answers 503 until they are loaded."""
@@ -82,6 +87,14 @@ class ServiceState:
             return False
         return result is None or bool(result)
 
+    async def store_ok_async(self, timeout_s: float = 5.0) -> bool:
+        """:meth:`store_ok` on the health thread; a store that takes longer than ``timeout_s`` is down."""
+        future = asyncio.get_running_loop().run_in_executor(self._prober, self.store_ok)
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            return False
+
     def record(self, record: RequestRecord) -> None:
         """Record a request in the Hub off the request path (one writer thread per process)."""
         self._recorder.submit(self._record, record)
@@ -95,3 +108,4 @@ class ServiceState:
     def stop(self) -> None:
         self.queue.shutdown()
         self._recorder.shutdown(wait=True)
+        self._prober.shutdown(wait=False)

@@ -24,7 +24,7 @@ _HEALTH_RESPONSES: dict[int | str, dict[str, object]] = {
 async def _health(request: Request) -> JSONResponse:
     state: ServiceState = request.app.state.service
     models = state.models_ready.is_set()
-    store = await run_in_threadpool(state.store_ok)
+    store = await state.store_ok_async()
     ok = models and store
     body = schemas.HealthBody(status="ok" if ok else "unavailable", models=models, store=store)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
