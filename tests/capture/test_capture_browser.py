@@ -62,7 +62,11 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Fake-camera videos (a few identical frames; Chromium loops them), made fresh for this run."""
     root = tmp_path_factory.mktemp("y4m")
     scenes = {"good": scene(), "dark": scene(gain=0.2), "off_centre": scene(cx=0.12)}
-    return {name: write_y4m(root / f"{name}.y4m", [rgb] * 3) for name, rgb in scenes.items()}
+    videos = {name: write_y4m(root / f"{name}.y4m", [rgb] * 3) for name, rgb in scenes.items()}
+    # A face that passes every rule but keeps moving: 4 frames left, 4 right, at 15 fps (loops).
+    left, right = scene(cx=0.44), scene(cx=0.56)
+    videos["moving"] = write_y4m(root / "moving.y4m", [left] * 4 + [right] * 4)
+    return videos
 
 
 def drive(
@@ -181,6 +185,18 @@ def test_off_centre_face_asks_to_centre(live: LiveServer, videos: dict[str, Path
     ):
         assert step["state"]["status"] == "Centre your face in the oval: move a little to your left."
         assert step["state"]["capture"] is None
+
+
+def test_moving_face_is_asked_to_hold_still(
+    live: LiveServer, videos: dict[str, Path], tmp_path: Path
+) -> None:
+    steps = [
+        {"name": "moving", "viewport": LAPTOP, "waitFor": "guidance:hold_still", "shot": "laptop-moving.png"}
+    ]
+    (step,) = drive(live, tmp_path, videos["moving"], "granted", steps)
+    # The face keeps moving, so the steady moment never comes: no capture, "hold still" (or, between two
+    # moves, "That's good. Hold still…").
+    assert step["state"]["status"].endswith("Hold still…") and step["state"]["capture"] is None
 
 
 def test_camera_refused(live: LiveServer, videos: dict[str, Path], tmp_path: Path) -> None:
