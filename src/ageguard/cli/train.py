@@ -1,2 +1,155 @@
-"""ageguard CLI: train commands."""
-from ageguard.cli._app import app  # noqa: F401
+"""``ageguard train antispoof`` (needs the ``[train]`` extra) and ``ageguard eval-antispoof``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ageguard.cli._app import app
+
+train_app = typer.Typer(no_args_is_help=True, help="Train AgeGuard's own models (needs the [train] extra).")
+app.add_typer(train_app, name="train")
+
+
+def _default_data() -> Path:
+    repo = Path(__file__).resolve().parents[3]
+    for base in (
+        repo.parent / "shared",
+        repo / "shared",
+        Path.cwd().parent / "shared",
+        Path.cwd() / "shared",
+    ):
+        if (base / "datasets" / "fas-dev").exists():
+            return base / "datasets"
+    return repo.parent / "shared" / "datasets"
+
+
+def _default_out() -> Path:
+    from ageguard.vision.liveness.model import MODEL_DIR
+
+    return MODEL_DIR
+
+
+@train_app.command("antispoof")
+def train_antispoof(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Folder holding fas-dev/, nuaa-dev/, utkface-dev/ (default ../shared/datasets)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where antispoof.onnx and antispoof.json go (default: the shipped ones)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 0,
+    passes: Annotated[int, typer.Option(help="Augmented passes over the training crops.")] = 3,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the head.")] = 40,
+    utk: Annotated[int, typer.Option(help="UTKFace crops added as extra live faces.")] = 1500,
+    limit: Annotated[
+        int, typer.Option(help="At most this many images per source and label (smoke runs).")
+    ] = 0,
+    exclude_source: Annotated[
+        list[str] | None, typer.Option(help="Leave this source out (leave-one-source-out folds).")
+    ] = None,
+    exclude_subject: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave this subject out, e.g. NUAA:0001 (leave-subjects-out folds)."),
+    ] = None,
+    box_cache: Annotated[
+        Path | None, typer.Option(help="JSON cache of detected face boxes (boxes only, no pixels).")
+    ] = None,
+) -> None:
+    """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed)."""
+    try:
+        from ageguard.train.antispoof.trainer import TrainConfig, run
+    except ImportError as exc:  # torch missing
+        typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    from ageguard.models import store
+    from ageguard.vision.detection.retinaface import MODEL_NAME, RetinaFaceDetector
+
+    cfg = TrainConfig(
+        seed=seed,
+        passes=passes,
+        epochs=epochs,
+        utk_count=utk,
+        limit=limit,
+        exclude_sources=tuple(exclude_source or ()),
+        exclude_subjects=tuple(exclude_subject or ()),
+    )
+    root = data or _default_data()
+    if not (root / "fas-dev").exists():
+        typer.echo(f"no fas-dev/ under {root}", err=True)
+        raise typer.Exit(2)
+    detector = RetinaFaceDetector()
+    result = run(
+        root, out or _default_out(), cfg, detector.detect, store.ensure(MODEL_NAME), box_cache, typer.echo
+    )
+    typer.echo(f"model {result.onnx}, policy {result.policy_json}, validation AUC {result.val_auc:.4f}")
+
+
+@train_app.command("antispoof-cv")
+def train_antispoof_cv(
+    data: Annotated[Path | None, typer.Option(help="Folder holding fas-dev/ and nuaa-dev/.")] = None,
+    work: Annotated[Path, typer.Option(help="Where the fold models go.")] = Path("reports/antispoof-folds"),
+    report: Annotated[Path, typer.Option("--json", help="The JSON report.")] = Path(
+        "reports/antispoof-cv.json"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fold: Annotated[list[str] | None, typer.Option(help="Run only folds whose name contains this.")] = None,
+    box_cache: Annotated[Path | None, typer.Option(help="JSON cache of detected face boxes.")] = None,
+) -> None:
+    """Leave-one-source-out on fas-dev, leave-subjects-out on nuaa-dev, the peer beside (honest figures)."""
+    try:
+        from ageguard.train.antispoof import folds
+        from ageguard.train.antispoof.trainer import TrainConfig
+    except ImportError as exc:
+        typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    from ageguard.models import store
+    from ageguard.vision.detection.retinaface import MODEL_NAME, RetinaFaceDetector
+
+    wanted = fold or []
+    result = folds.run_folds(
+        data or _default_data(),
+        work,
+        TrainConfig(seed=seed),
+        RetinaFaceDetector().detect,
+        store.ensure(MODEL_NAME),
+        box_cache,
+        only=lambda name: not wanted or any(w in name for w in wanted),
+        log=typer.echo,
+    )
+    folds.write(result, report)
+    typer.echo(f"report written to {report}")
+
+
+@app.command("eval-antispoof")
+def eval_antispoof(
+    images: Annotated[Path, typer.Option(help="Folder of images named as in the labels.")],
+    labels: Annotated[Path, typer.Option(help="CSV with columns file,label[,attack_type,source,subject].")],
+    peer: Annotated[
+        bool, typer.Option("--peer", help="Also run the MiniFASNetV2 peer from ../shared/peers.")
+    ] = False,
+    report: Annotated[Path | None, typer.Option("--json", help="Where to write the JSON report.")] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="A trained model folder (antispoof.onnx + .json); default the shipped one."),
+    ] = None,
+    source: Annotated[list[str] | None, typer.Option(help="Only rows of this source (repeatable).")] = None,
+    subject: Annotated[list[str] | None, typer.Option(help="Only rows of this subject (repeatable).")] = None,
+) -> None:
+    """APCER, BPCER, ACER per level, source and attack type; undetermined share; ROC AUC."""
+    from ageguard.eval import antispoof
+
+    antispoof.run(
+        images,
+        labels,
+        peer,
+        report,
+        model_dir=model_dir,
+        sources=source or (),
+        subjects=subject or (),
+        echo=typer.echo,
+    )

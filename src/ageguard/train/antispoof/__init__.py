@@ -1,0 +1,1 @@
+"""Training of AgeGuard's passive liveness model (needs the ``[train]`` extra: torch)."""

@@ -1,0 +1,169 @@
+"""The labelled images, their face boxes and the crops the network trains on.
+
+Images are read from the shared development sets (never copied): ``fas-dev`` and ``nuaa-dev`` for
+real and attack faces, ``utkface-dev`` for extra genuine faces. Each image is decoded once, its face
+found with the product's detector (boxes may be cached in a small JSON file: boxes only, no pixels),
+and reduced to the two liveness crops at ``CANVAS`` px, held in memory only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, Box, crop, scaled_box
+from ageguard.vision.types import Face, RGBImage
+
+CANVAS = 96  # crops are stored a little larger than the network input, for scale/shift augmentation
+
+Detect = Callable[[RGBImage], list[Face]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    path: Path
+    real: bool
+    attack: str  # "none" for a live person
+    source: str  # e.g. "CASIA-FASD", "NUAA", "UTKFace"
+    subject: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.path.parent.parent.name}/{self.path.name}"
+
+
+def load_fas(root: Path) -> list[Sample]:
+    folder = root / "fas-dev"
+    with (folder / "labels.csv").open(newline="") as fh:
+        return [
+            Sample(
+                folder / "images" / row["file"],
+                row["label"] == "real",
+                row["attack_type"],
+                row["source"],
+                f"{row['source']}:{row['subject']}",
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def load_nuaa(root: Path) -> list[Sample]:
+    folder = root / "nuaa-dev"
+    with (folder / "labels.csv").open(newline="") as fh:
+        return [
+            Sample(
+                folder / "images" / row["file"],
+                row["label"] == "real",
+                "none" if row["label"] == "real" else "print",
+                "NUAA",
+                f"NUAA:{row['subject']}",
+            )
+            for row in csv.DictReader(fh)
+        ]
+
+
+def load_utk(root: Path, count: int, seed: int) -> list[Sample]:
+    """``count`` UTKFace crops drawn at random (seeded): extra live faces of every age."""
+    folder = root / "utkface-dev"
+    if count <= 0 or not folder.exists():
+        return []
+    with (folder / "labels.csv").open(newline="") as fh:
+        files = [row["file"] for row in csv.DictReader(fh)]
+    rng = random.Random(seed)
+    chosen = sorted(rng.sample(files, min(count, len(files))))
+    return [Sample(folder / "images" / f, True, "none", "UTKFace", f"UTKFace:{f}") for f in chosen]
+
+
+def main_face(faces: Sequence[Face]) -> Face | None:
+    return max(faces, key=lambda f: f.area) if faces else None
+
+
+def load_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def find_boxes(samples: Sequence[Sample], detect: Detect, cache: Path | None = None) -> dict[str, Box | None]:
+    """The main face box of every sample (None where no face is found), cached by image key."""
+    known: dict[str, Box | None] = {}
+    if cache is not None and cache.exists():
+        known = {k: (tuple(v) if v else None) for k, v in json.loads(cache.read_text()).items()}
+    changed = False
+    for sample in samples:
+        if sample.key in known:
+            continue
+        face = main_face(detect(np.asarray(load_rgb(sample.path))))
+        known[sample.key] = face.box if face else None
+        changed = True
+    if cache is not None and changed:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known))
+    return {s.key: known[s.key] for s in samples}
+
+
+@dataclass
+class CropSet:
+    """Crops of the samples that have a face, aligned with ``samples``."""
+
+    samples: list[Sample]
+    context: npt.NDArray[np.uint8]  # N x CANVAS x CANVAS x 3
+    face: npt.NDArray[np.uint8]  # N x CANVAS x CANVAS x 3
+    face_px: npt.NDArray[np.float32]  # shorter side of the face box
+    inner: npt.NDArray[np.float32]  # N x 4: the face box inside the context crop, as fractions
+
+    @property
+    def labels(self) -> npt.NDArray[np.float32]:
+        return np.array([s.real for s in self.samples], dtype=np.float32)
+
+    def subset(self, index: npt.NDArray[np.intp] | list[int]) -> CropSet:
+        idx = np.asarray(index, dtype=np.intp)
+        return CropSet(
+            [self.samples[i] for i in idx],
+            self.context[idx],
+            self.face[idx],
+            self.face_px[idx],
+            self.inner[idx],
+        )
+
+
+def build_crops(samples: Sequence[Sample], boxes: dict[str, Box | None], canvas: int = CANVAS) -> CropSet:
+    kept: list[Sample] = []
+    contexts: list[RGBImage] = []
+    faces: list[RGBImage] = []
+    sizes: list[float] = []
+    inner: list[tuple[float, float, float, float]] = []
+    for sample in samples:
+        box = boxes.get(sample.key)
+        if box is None:
+            continue
+        image = load_rgb(sample.path)
+        kept.append(sample)
+        contexts.append(crop(image, box, CONTEXT_SCALE, canvas))
+        faces.append(crop(image, box, FACE_SCALE, canvas))
+        sizes.append(min(box[2] - box[0], box[3] - box[1]))
+        region = scaled_box(image.width, image.height, box, CONTEXT_SCALE)
+        rw, rh = region[2] - region[0], region[3] - region[1]
+        inner.append(
+            (
+                max((box[0] - region[0]) / rw, 0.0),
+                max((box[1] - region[1]) / rh, 0.0),
+                min((box[2] - region[0]) / rw, 1.0),
+                min((box[3] - region[1]) / rh, 1.0),
+            )
+        )
+    shape = (0, canvas, canvas, 3)
+    return CropSet(
+        kept,
+        np.stack(contexts) if contexts else np.zeros(shape, np.uint8),
+        np.stack(faces) if faces else np.zeros(shape, np.uint8),
+        np.array(sizes, dtype=np.float32),
+        np.array(inner, dtype=np.float32).reshape(-1, 4),
+    )

@@ -1,0 +1,128 @@
+"""Training on a tiny subset: it runs, is reproducible from its seed and exports a loadable model.
+
+Needs the ``[train]`` extra (torch) and ../shared/datasets; skipped without them. Faces are boxed by a
+fixed centre rule here (the real run uses the product's detector), so the test needs no detector.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ageguard.train.antispoof import augment  # noqa: E402
+from ageguard.train.antispoof.data import Sample, load_fas  # noqa: E402
+from ageguard.train.antispoof.trainer import TrainConfig, run, split_by_subject  # noqa: E402
+from ageguard.vision.liveness import OnnxLivenessModel  # noqa: E402
+from ageguard.vision.types import Face  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+needs_data = pytest.mark.skipif(not (DATA / "fas-dev").exists(), reason="no ../shared/datasets")
+
+
+def centre_face(image: np.ndarray) -> list[Face]:
+    h, w = image.shape[:2]
+    side = 0.5 * min(h, w)
+    box = (w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2)
+    marks = np.zeros((5, 2), np.float32)
+    return [Face(box=box, landmarks=marks, score=1.0)]
+
+
+def tiny(seed: int = 0) -> TrainConfig:
+    return TrainConfig(seed=seed, passes=1, epochs=2, batch=16, utk_count=4, limit=3, val_share=0.34)
+
+
+@pytest.fixture(scope="module")
+def detector_onnx() -> Path:
+    try:
+        from ageguard.models import store
+
+        return store.ensure("retinaface_mnet025")
+    except Exception as exc:  # asset not installed and no network
+        pytest.skip(f"retinaface asset unavailable: {exc}")
+
+
+@needs_data
+def test_tiny_training_exports_a_loadable_model(tmp_path: Path, detector_onnx: Path) -> None:
+    result = run(DATA, tmp_path, tiny(), centre_face, detector_onnx, log=lambda _: None)
+    assert result.onnx.exists() and result.policy_json.exists()
+    meta = json.loads(result.policy_json.read_text())
+    assert meta["training"]["config"]["seed"] == 0
+    model = OnnxLivenessModel(tmp_path)
+    assert meta["inputs"]["context"] == [3, 96, 96]
+    image = np.random.default_rng(0).integers(0, 255, size=(240, 320, 3), dtype=np.uint8)
+    face = centre_face(image)[0]
+    verdict = model.verdict(image, face, "medium")
+    assert verdict.prediction in ("real", "fake", "undetermined")
+    assert 0.0 <= verdict.score <= 1.0
+
+
+@needs_data
+def test_same_seed_same_model(tmp_path: Path, detector_onnx: Path) -> None:
+    a = run(DATA, tmp_path / "a", tiny(7), centre_face, detector_onnx, log=lambda _: None)
+    b = run(DATA, tmp_path / "b", tiny(7), centre_face, detector_onnx, log=lambda _: None)
+    image = np.random.default_rng(1).integers(0, 255, size=(240, 320, 3), dtype=np.uint8)
+    face = centre_face(image)[0]
+    score_a = OnnxLivenessModel(a.onnx.parent).score(image, face).score
+    score_b = OnnxLivenessModel(b.onnx.parent).score(image, face).score
+    assert score_a == pytest.approx(score_b, abs=1e-6)
+
+
+@needs_data
+def test_folds_leave_a_source_out() -> None:
+    samples = load_fas(DATA)
+    cfg = TrainConfig(exclude_sources=("CASIA-FASD",), utk_count=0)
+    from ageguard.train.antispoof.trainer import load_samples
+
+    assert all(s.source != "CASIA-FASD" for s in load_samples(DATA, cfg))
+    assert any(s.source == "CASIA-FASD" for s in samples)
+
+
+def test_validation_split_is_subject_disjoint() -> None:
+    samples = [
+        Sample(Path(f"/x/{i}.jpg"), i % 2 == 0, "none", f"S{i % 3}", f"S{i % 3}:{i % 7}") for i in range(60)
+    ]
+    train, val = split_by_subject(samples, 0.3, 0)
+    assert train and val and not set(train) & set(val)
+    assert not {samples[i].subject for i in train} & {samples[i].subject for i in val}
+
+
+def test_synthetic_attacks_keep_shapes_and_range() -> None:
+    rng = np.random.default_rng(0)
+    ctx = rng.uniform(0, 255, size=(96, 96, 3)).astype(np.float32)
+    face = rng.uniform(0, 255, size=(96, 96, 3)).astype(np.float32)
+    for attack in (augment.replay_attack, augment.print_attack):
+        a, f = attack(ctx, face, (0.3, 0.3, 0.7, 0.7), rng)
+        assert a.shape == ctx.shape and f.shape == face.shape
+        assert a.min() >= 0 and a.max() <= 255
+        assert not np.allclose(f, face)
+    out = augment.capture(ctx, rng, strength=3.0)
+    assert out.shape == ctx.shape and out.min() >= 0 and out.max() <= 255
+
+
+def test_onnx_graph_matches_the_head(tmp_path: Path, detector_onnx: Path) -> None:
+    """The exported graph computes exactly what training scored: features, then the head."""
+    import onnxruntime as ort
+
+    from ageguard.train.antispoof import graph
+    from ageguard.train.antispoof.model import Head
+    from ageguard.train.antispoof.trainer import Standardiser, export_onnx, score_features
+
+    rng = np.random.default_rng(0)
+    context = rng.uniform(0, 255, size=(3, 3, 96, 96)).astype(np.float32)
+    face = rng.uniform(0, 255, size=(3, 3, 96, 96)).astype(np.float32)
+    feats_model = ort.InferenceSession(graph.build(detector_onnx).SerializeToString())
+    feats = feats_model.run(["features"], {"context": context, "face": face})[0]
+    torch.manual_seed(0)
+    head = Head(feats.shape[1], 8).eval()
+    std = Standardiser(feats.mean(axis=0), feats.std(axis=0) + 1.0)
+    export_onnx(head, std, detector_onnx, tmp_path / "m.onnx")
+    served = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["live"], {"context": context, "face": face})[
+        0
+    ]
+    assert served.shape == (3,)
+    np.testing.assert_allclose(served, score_features(head, std, feats), rtol=1e-4, atol=1e-5)
