@@ -108,14 +108,8 @@ def size_issues(width: int, height: int, limits: ImageLimits) -> list[str]:
 
 def detect_faces(pipeline: Any, image: RGBImage) -> list[Face]:
     """The pipeline's face detector on ``image`` (no estimation)."""
-    detect = getattr(pipeline, "detect_faces", None)
-    if callable(detect):
-        found: list[Face] = detect(image)
-        return found
-    # Pipeline has no public detection entry yet; its lazily loaded detector is the one /age uses.
-    detector = pipeline._face_detector()
-    faces: list[Face] = detector.detect(image)
-    return faces
+    found: list[Face] = pipeline.detect_faces(image)
+    return found
 
 
 def preview_limits(limits: ImageLimits, scale: float) -> ImageLimits:

@@ -376,6 +376,10 @@ def estimate_jpeg_quality(im: Image.Image) -> int | None:
 # ------------------------------------------------------------------------------------ greyscale
 
 
+# Channel spread that a grey picture saved as an RGB JPEG can reach through rounding alone.
+_MIN_COLOUR_SPREAD = 5.0
+
+
 def is_grayscale(rgb: RGBImage, settings: Settings) -> bool:
     """True if the image has (almost) no colour anywhere.
 
@@ -401,5 +405,10 @@ def is_grayscale(rgb: RGBImage, settings: Settings) -> bool:
     count = int(visible.sum())
     if count == 0:
         return False  # all but black: not a colour question
-    spread = (hi[visible].astype(np.int16) - lo[visible].astype(np.int16)) > settings.grayscale_max_spread
+    # Colour scales with exposure: a dim colour photo has proportionally smaller channel differences, so
+    # the spread threshold scales with the pixel's brightness (relative to mid-grey), never dropping to
+    # the few levels of JPEG rounding noise that a grey picture shows.
+    bright = hi[visible].astype(np.float32)
+    threshold = np.maximum(settings.grayscale_max_spread * bright / 128.0, _MIN_COLOUR_SPREAD)
+    spread = (bright - lo[visible].astype(np.float32)) > threshold
     return float(spread.sum()) <= settings.grayscale_colour_share * count

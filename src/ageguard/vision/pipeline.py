@@ -87,6 +87,11 @@ class Pipeline:
         """Run the image and face requirements only (capture guidance); raise on the first failure."""
         self._validated_face(data, level, _Timer({}))
 
+    def detect_faces(self, image: RGBImage) -> list[Face]:
+        """Every face the detector finds in decoded pixels (capture guidance applies its own rules)."""
+        faces: list[Face] = self._face_detector().detect(image)
+        return faces
+
     def model_flops(self) -> dict[str, float]:
         """FLOPs per network for one request (2 x multiply-accumulates), for the benchmark."""
         from ageguard.models import store
