@@ -82,7 +82,8 @@ def error_images() -> dict[str, bytes]:
     two.paste(_face(600).transpose(Image.Transpose.FLIP_LEFT_RIGHT), (660, 60))
     small = _canvas(noise=10)
     small.paste(_astronaut(), (384, 104))
-    bright = Image.fromarray((255 - (255 - np.asarray(face).astype(np.float32)) * 0.2).astype(np.uint8))
+    lifted = Image.fromarray((255 - (255 - np.asarray(face).astype(np.float32)) * 0.2).astype(np.uint8))
+    bright = ImageEnhance.Color(lifted).enhance(3.0)  # lifting washes colour out: restore it (not greyscale)
     gif = io.BytesIO()
     _noise(400, 400).save(gif, format="GIF")
     return {

@@ -111,6 +111,16 @@ def test_chunked_body_over_the_limit(live: LiveServer) -> None:
     assert_error(r, "PAYLOAD_TOO_LARGE")
 
 
+def test_declared_length_over_the_limit_is_read_by_the_client(live: LiveServer) -> None:
+    """The 413 goes out before the body is read; the client still uploading reads it (no reset), and the
+    connection stays usable."""
+    big = b'{"img": "' + b"A" * (3 * 1024 * 1024) + b'"}'
+    with httpx.Client(base_url=live.url, timeout=60) as client:
+        for _ in range(5):
+            assert_error(client.post("/ai/v1/age", content=big), "PAYLOAD_TOO_LARGE")
+            assert client.get("/health").status_code == 200
+
+
 def test_overload_answers_503_and_health_stays_up(live: LiveServer) -> None:
     """200 concurrent requests at a queue of 2: each answer is 200 or 503 as documented; /health answers."""
     key = signing.load_private_key(live.key_path.read_bytes())

@@ -1,6 +1,7 @@
 """Request-body size limit, enforced before the body is read (SPEC: 413 ``PAYLOAD_TOO_LARGE``).
 
-A declared ``Content-Length`` over the limit is answered at once, without reading a byte of the body.
+A declared ``Content-Length`` over the limit is answered at once, without reading a byte of the body (the
+server discards what the client still sends).
 A chunked body (no length) is counted as it streams; the first chunk past the limit stops the read.
 """
 
@@ -49,8 +50,10 @@ class BodySizeLimitMiddleware:
                     declared = None
                 break
         if declared is not None and declared > self.max_body_bytes:
-            # Close the connection: the unread body must not be parsed as the next request.
-            await send_error(send, BodyTooLarge(), [(b"connection", b"close")])
+            # Answer now, without reading the body. The connection is not closed: the server discards the
+            # rest of the body as it arrives (framed by its Content-Length), so a client still uploading
+            # reads the 413 instead of a connection reset; the keep-alive timeout bounds the discarding.
+            await send_error(send, BodyTooLarge())
             return
 
         limit = self.max_body_bytes
