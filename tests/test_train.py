@@ -126,3 +126,28 @@ def test_onnx_graph_matches_the_head(tmp_path: Path, detector_onnx: Path) -> Non
     ]
     assert served.shape == (3,)
     np.testing.assert_allclose(served, score_features(head, std, feats), rtol=1e-4, atol=1e-5)
+
+
+def test_folds_cover_every_source_and_subject() -> None:
+    from ageguard.train.antispoof import folds
+
+    names = [name for name, _, _ in folds.folds()]
+    assert len(names) == len(folds.FAS_SOURCES) + len(folds.NUAA_FOLDS)
+    held = [s for _, _, o in folds.folds() for s in o.get("exclude_subjects", ())]
+    assert sorted(held) == [f"NUAA:000{i}" for i in range(1, 8)]
+
+
+def test_cv_markdown_has_ours_and_the_peer() -> None:
+    from ageguard.eval import antispoof as ev
+    from ageguard.train.antispoof import folds
+
+    rates = {**ev.rates(np.array([True, False]), ["real", "fake"]), "auc": 1.0}
+    fold = {
+        "ours": {lv: {"all": rates, "attack:print": rates} for lv in ("low", "medium", "high")},
+        "peer": {"all": rates, "attack:print": rates},
+        "ms_per_face": {ev.OURS_NAME: 1.0, ev.PEER_NAME: 2.0},
+    }
+    pooled = {"ours": {lv: {"all": rates} for lv in ("low", "medium", "high")}, "peer": {"all": rates}}
+    text = folds.markdown({"folds": {"fas-dev minus X": fold}, "pooled": {"fas-dev": pooled}})
+    assert "MiniFASNetV2" in text and "AgeGuard" in text and "print" in text
+    assert "AgeGuard 1.00, MiniFASNetV2 2.00" in text

@@ -122,6 +122,7 @@ def train_antispoof_cv(
         log=typer.echo,
     )
     folds.write(result, report)
+    typer.echo(folds.markdown(result))
     typer.echo(f"report written to {report}")
 
 

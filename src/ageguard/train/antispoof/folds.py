@@ -136,3 +136,74 @@ def _pooled(rows: list[ev.Row], report: dict[str, Any], dataset: str) -> dict[st
 def write(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _p(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _a(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The tables of docs/quality.md: per fold and level (ours, then the peer), pooled, per attack type."""
+    lines = [
+        "| held out | model | level | APCER | BPCER | ACER | undetermined | ROC AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in report["folds"].items():
+        for level in ("low", "medium", "high"):
+            a = m["ours"][level]["all"]
+            lines.append(
+                f"| {name} | AgeGuard | {level} | {_p(a['apcer'])} | {_p(a['bpcer'])} | {_p(a['acer'])} "
+                f"| {_p(a['undetermined'])} | {_a(a['auc'])} |"
+            )
+        p = m["peer"]["all"]
+        lines.append(
+            f"| {name} | MiniFASNetV2 | argmax | {_p(p['apcer'])} | {_p(p['bpcer'])} | {_p(p['acer'])} "
+            f"| - | {_a(p['auc'])} |"
+        )
+    lines += [
+        "",
+        "Pooled over the folds of each set (each image judged by the fold model that never saw its source or "
+        "subject, with that fold's thresholds):",
+        "",
+        "| set | model | level | APCER | BPCER | ACER | undetermined |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dataset, m in report.get("pooled", {}).items():
+        for level in ("low", "medium", "high"):
+            a = m["ours"][level]["all"]
+            lines.append(
+                f"| {dataset} | AgeGuard | {level} | {_p(a['apcer'])} | {_p(a['bpcer'])} | {_p(a['acer'])} "
+                f"| {_p(a['undetermined'])} |"
+            )
+        p = m["peer"]["all"]
+        peer_cells = f"{_p(p['apcer'])} | {_p(p['bpcer'])} | {_p(p['acer'])}"
+        lines.append(f"| {dataset} | MiniFASNetV2 | argmax | {peer_cells} | - |")
+    lines += [
+        "",
+        "Per attack type (held-out fold; AgeGuard at `medium`, the peer at argmax; APCER, lower is better):",
+        "",
+        "| held out | attack type | n | AgeGuard APCER | AgeGuard undetermined | MiniFASNetV2 APCER |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in report["folds"].items():
+        for key, o in m["ours"]["medium"].items():
+            if not key.startswith("attack:"):
+                continue
+            p = m["peer"].get(key, {})
+            lines.append(
+                f"| {name} | {key[7:]} | {o['n_attack']} | {_p(o['apcer'])} | {_p(o['undetermined'])} "
+                f"| {_p(p.get('apcer'))} |"
+            )
+    ms = [m.get("ms_per_face", {}) for m in report["folds"].values()]
+    if ms:
+        ours = float(np.median([x[ev.OURS_NAME] for x in ms if ev.OURS_NAME in x]))
+        peer = float(np.median([x[ev.PEER_NAME] for x in ms if ev.PEER_NAME in x]))
+        lines += [
+            "",
+            f"Median ms per face (crop + network, one thread): AgeGuard {ours:.2f}, MiniFASNetV2 {peer:.2f}.",
+        ]
+    return "\n".join(lines) + "\n"

@@ -73,7 +73,7 @@ class TrainConfig:
     target_bpcer: dict[str, float] = field(
         default_factory=lambda: {"low": 0.01, "medium": 0.03, "high": 0.08}
     )
-    band: float = 0.6
+    band: float = 0.4
     quality: QualityGate = field(default_factory=QualityGate)
     # Folds: leave these sources / subjects out entirely (evaluation runs only).
     exclude_sources: tuple[str, ...] = ()

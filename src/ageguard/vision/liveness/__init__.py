@@ -14,7 +14,14 @@ from ageguard.vision.liveness.model import OnnxLivenessModel
 if TYPE_CHECKING:
     from ageguard.settings import Settings
 
-__all__ = ["DecisionPolicy", "LivenessModel", "OnnxLivenessModel", "QualityGate", "Scored", "load_liveness_model"]
+__all__ = [
+    "DecisionPolicy",
+    "LivenessModel",
+    "OnnxLivenessModel",
+    "QualityGate",
+    "Scored",
+    "load_liveness_model",
+]
 
 
 def load_liveness_model(settings: Settings | None = None) -> LivenessModel:
