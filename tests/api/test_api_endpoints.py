@@ -311,3 +311,34 @@ def test_health_503_when_store_unreachable(api) -> None:
     api.hub.ping = broken  # type: ignore[method-assign]
     r = api.client.get("/health")
     assert r.status_code == 503 and r.json()["store"] is False
+
+
+def test_full_queue_sheds_before_auth_and_keeps_the_nonce(tmp_path, private_key) -> None:
+    """A full queue answers 503 at once, without spending the nonce: the same request succeeds later."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ageguard.settings import Settings
+
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=f"sqlite:///{tmp_path / 'q.db'}",
+        inference_threads=1,
+        queue_size=0,
+    )
+    hub = Hub(settings.resolved_database_url)
+    view = hub.create_app("queue", None, der_of(private_key.public_key()))
+    gate = threading.Event()
+    pipeline = FakePipeline(gate=gate)
+    with TestClient(create_app(settings, pipeline, hub)) as client, ThreadPoolExecutor(1) as pool:
+        api = Api(client, hub, settings, pipeline, view.sdk_id, private_key)
+        first = pool.submit(api.send, "/age", BODY)
+        deadline = time.monotonic() + 5
+        while not pipeline.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        query = f"nonce={uuid.uuid4()}&timestamp={int(time.time() * 1000)}"
+        assert_error(api.send("/age", BODY, query=query), "SERVICE_UNAVAILABLE")
+        gate.set()
+        assert first.result(10).status_code == 200
+        assert api.send("/age", BODY, query=query).status_code == 200
+        assert_error(api.send("/age", BODY, query=query), "INVALID_NONCE")
+    hub.close()

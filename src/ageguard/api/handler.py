@@ -84,6 +84,13 @@ async def handle(request: Request, spec: EndpointSpec) -> Response:
     code = "OK"
     response: Response
     try:
+        # Shed load before any work: a full queue or loading models answer 503 without reading the body,
+        # checking the signature or spending the nonce (the client may retry the same request).
+        if not state.models_ready.is_set():
+            raise AgeGuardError("SERVICE_UNAVAILABLE", "The models are still loading; please retry shortly.")
+        if state.queue.full:
+            metrics.QUEUE_REJECTIONS.inc()
+            raise AgeGuardError("SERVICE_UNAVAILABLE", "The service is busy; please retry shortly.")
         raw = await request.body()
         ctx: AuthContext = await run_in_threadpool(
             state.verifier.verify,
@@ -100,8 +107,6 @@ async def handle(request: Request, spec: EndpointSpec) -> Response:
         req = parse_request(raw, spec)
         del raw
         device = req.device
-        if not state.models_ready.is_set():
-            raise AgeGuardError("SERVICE_UNAVAILABLE", "The models are still loading; please retry shortly.")
         data = decode_base64(req.img)
         if ctx.secure:
             await run_in_threadpool(check_secure, ctx.secure, req.secure, ctx.app, data, state.hub)

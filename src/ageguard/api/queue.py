@@ -32,6 +32,11 @@ class InferenceQueue:
         """Jobs running or waiting."""
         return self._pending
 
+    @property
+    def full(self) -> bool:
+        """No room for another job now (a hint: :meth:`run` decides)."""
+        return self._pending >= self.capacity
+
     def _release(self, _future: Future[Any]) -> None:
         with self._lock:
             self._pending -= 1
