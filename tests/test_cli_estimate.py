@@ -82,6 +82,10 @@ def test_estimate_json_over_a_folder_keeps_going_and_writes_no_image(tmp_path: P
 def test_estimate_all_bad_files_exits_non_zero(tmp_path: Path) -> None:
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    run = subprocess.run([str(AGEGUARD), "estimate", "--json", "--validation", "low", str(bad)], capture_output=True, timeout=120)
+    run = subprocess.run(
+        [str(AGEGUARD), "estimate", "--json", "--validation", "low", str(bad)],
+        capture_output=True,
+        timeout=120,
+    )
     assert run.returncode == 1
     assert json.loads(run.stdout)["error_code"] == "INVALID_B64_IMAGE"

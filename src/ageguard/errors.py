@@ -32,7 +32,9 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
     ErrorSpec("INVALID_NONCE", 401, "Nonce is missing or is not a valid uuid."),
     ErrorSpec("INVALID_TIMESTAMP", 401, "Timestamp is missing or is not a valid unix timestamp."),
     ErrorSpec("INVALID_PUBLIC_KEY_ENCODING", 401, "Failed to load public key. key is not der encoded."),
-    ErrorSpec("UNSUPPORTED_ALGORITHM", 401, "Serialised key is of a type that is not supported by the backend."),
+    ErrorSpec(
+        "UNSUPPORTED_ALGORITHM", 401, "Serialised key is of a type that is not supported by the backend."
+    ),
     ErrorSpec("INVALID_SIGNATURE", 401, "Failed to verify signature."),
     ErrorSpec("INVALID_ORG_STATUS", 403, "Organisation has an invalid status."),
     ErrorSpec("INVALID_METADATA_DEVICE", 404, "Invalid device metadata provided."),
@@ -40,18 +42,30 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
     ErrorSpec("INVALID_ENDPOINT", 404, "The endpoint request is invalid."),
     ErrorSpec("PAYLOAD_TOO_LARGE", 413, "Payload too large."),
     ErrorSpec("IMAGE_NOT_PROVIDED", 400, "Image has not been provided."),
-    ErrorSpec("INVALID_B64_IMAGE", 400, "Base64 image is incorrectly padded or cannot be decoded to an image."),
     ErrorSpec(
-        "UNSUPPORTED_IMAGE_FORMAT", 400, "Image format not supported. Please use JPEGs (95 to 100 quality) and PNGs."
+        "INVALID_B64_IMAGE", 400, "Base64 image is incorrectly padded or cannot be decoded to an image."
+    ),
+    ErrorSpec(
+        "UNSUPPORTED_IMAGE_FORMAT",
+        400,
+        "Image format not supported. Please use JPEGs (95 to 100 quality) and PNGs.",
     ),
     ErrorSpec("IMAGE_SIZE_TOO_BIG", 400, "Image size too big, the maximum size is 1.5MB."),
     ErrorSpec("IMAGE_SIZE_TOO_SMALL", 400, "Image size too small, the minimum size is 50KB."),
-    ErrorSpec("MIN_HEIGHT", 400, "The image height is incorrect. Image minimum height required is 300 pixels."),
-    ErrorSpec("MAX_HEIGHT", 400, "The image height is incorrect. Image maximum height required is 2000 pixels."),
+    ErrorSpec(
+        "MIN_HEIGHT", 400, "The image height is incorrect. Image minimum height required is 300 pixels."
+    ),
+    ErrorSpec(
+        "MAX_HEIGHT", 400, "The image height is incorrect. Image maximum height required is 2000 pixels."
+    ),
     ErrorSpec("MIN_WIDTH", 400, "The image width is incorrect. Image minimum width required is 300 pixels."),
     ErrorSpec("MAX_WIDTH", 400, "The image width is incorrect. Image maximum width required is 2000 pixels."),
-    ErrorSpec("MIN_PIXELS", 400, "To process the image the minimum number of pixels required is 90,000 pixels."),
-    ErrorSpec("MAX_PIXELS", 400, "To process the image the maximum number of pixels required is 2,100,000 pixels."),
+    ErrorSpec(
+        "MIN_PIXELS", 400, "To process the image the minimum number of pixels required is 90,000 pixels."
+    ),
+    ErrorSpec(
+        "MAX_PIXELS", 400, "To process the image the maximum number of pixels required is 2,100,000 pixels."
+    ),
     ErrorSpec("IMAGE_WRONG_CHANNELS", 400, "Missing colour channel, the input image must be RGB or RGBA."),
     ErrorSpec("IMAGE_GRAYSCALE_NOT_SUPPORTED", 400, "Grayscale images not supported."),
     ErrorSpec("SERVICE_UNAVAILABLE", 503, "The service is temporarily unavailable."),
@@ -60,7 +74,9 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
     ErrorSpec("FACE_BOX_TOO_SMALL", 400, "The face in the image provided is too small."),
     ErrorSpec("FACE_TO_IMAGE_RATIO_TOO_LOW", 400, "Face ratio is lower than the minimum ratio."),
     ErrorSpec("FACE_TO_IMAGE_RATIO_TOO_HIGH", 400, "Face ratio is bigger than the maximum ratio."),
-    ErrorSpec("INSUFFICIENT_AREA_AROUND_THE_FACE", 400, "Insufficient area around the face in the image provided."),
+    ErrorSpec(
+        "INSUFFICIENT_AREA_AROUND_THE_FACE", 400, "Insufficient area around the face in the image provided."
+    ),
     ErrorSpec("IMAGE_TOO_BRIGHT", 400, "Image too bright."),
     ErrorSpec("IMAGE_TOO_DARK", 400, "Image too dark."),
     ErrorSpec("INVALID_LEVEL_OF_ASSURANCE", 400, "Invalid antispoofing level of assurance provided."),
@@ -78,7 +94,9 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
     ErrorSpec("UNTRUSTED_SECURE_SESSION", 400, "Untrusted secure session"),
     ErrorSpec("INVALID_SECURE_SESSION", 401, "Invalid secure session token."),
     # AgeGuard extensions (SPEC.md: new codes in the same shape).
-    ErrorSpec("TERMINAL_ID_REQUIRED", 400, "The Terminal-Id header is required on self-checkout endpoints.", True),
+    ErrorSpec(
+        "TERMINAL_ID_REQUIRED", 400, "The Terminal-Id header is required on self-checkout endpoints.", True
+    ),
     ErrorSpec("METHOD_NOT_ALLOWED", 405, "The HTTP method is not allowed on this endpoint.", True),
     ErrorSpec("FILE_NOT_READABLE", 400, "The file could not be read.", True),
 )
@@ -110,7 +128,7 @@ def markdown_table() -> str:
         "# Error catalogue",
         "",
         "Generated from `src/ageguard/errors.py` by `python -m ageguard.errors`; do not edit by hand.",
-        "Every error body is `{\"error_code\": CODE, \"error_message\": MESSAGE}`.",
+        'Every error body is `{"error_code": CODE, "error_message": MESSAGE}`.',
         "",
         "| HTTP | code | message | origin |",
         "|---|---|---|---|",

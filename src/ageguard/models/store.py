@@ -119,7 +119,8 @@ def session(name: str) -> ort.InferenceSession:
         # Several requests run inference at once (settings.inference_threads); splitting the
         # cores between them avoids oversubscription, which costs more than it gains on CPUs.
         cores = os.cpu_count() or 1
-        opts.intra_op_num_threads = settings.onnx_threads or max(1, cores // max(1, settings.inference_threads))
+        shared = max(1, cores // max(1, settings.inference_threads))
+        opts.intra_op_num_threads = settings.onnx_threads or shared
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
