@@ -246,3 +246,12 @@ def test_peer_on_nuaa_sample(tmp_path: Path, face_detector: object) -> None:
     result = ev.run(nuaa / "images", tmp_path / "labels.csv", True, None, echo=lambda _: None)
     assert result["peer"]["all"]["n_bona_fide"] + result["peer"]["all"]["n_attack"] == 6
     assert set(result["ms_per_face"]) == {ev.OURS_NAME, ev.PEER_NAME}
+
+
+def test_load_liveness_model_uses_settings_threads() -> None:
+    from ageguard.settings import Settings
+    from ageguard.vision.liveness import load_liveness_model
+
+    model = load_liveness_model(Settings(onnx_threads=1))
+    assert isinstance(model, OnnxLivenessModel)
+    assert model.policy.levels["medium"].threshold > 0
