@@ -31,7 +31,7 @@ def load_metadata(model_dir: Path = MODEL_DIR) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model policy unreadable: {path}") from exc
+        raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model policy unreadable: {path.name}") from exc
     return data
 
 
@@ -50,9 +50,9 @@ class OnnxLivenessModel(LivenessModel):
         try:
             blob = path.read_bytes()
         except OSError as exc:
-            raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model missing: {path}") from exc
+            raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model missing: {path.name}") from exc
         if verify and hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-            raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model does not match its SHA-256: {path}")
+            raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model does not match its SHA-256: {path.name}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(threads, 0)
         options.inter_op_num_threads = 1
