@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from ageguard.errors import AgeGuardError
 from ageguard.vision.liveness.base import DecisionPolicy, LivenessModel, Scored, face_quality
-from ageguard.vision.liveness.crops import liveness_crops
+from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, liveness_crops
 from ageguard.vision.types import Face, RGBImage
 
 MODEL_DIR = Path(__file__).resolve().parent
@@ -46,13 +46,18 @@ class OnnxLivenessModel(LivenessModel):
         self.policy = DecisionPolicy.from_json(meta)
         self.context_size = int(meta["inputs"]["context"][-1])
         self.face_size = int(meta["inputs"]["face"][-1])
+        scales = meta.get("crops", {})
+        self.context_scale = float(scales.get("context_scale", CONTEXT_SCALE))
+        self.face_scale = float(scales.get("face_scale", FACE_SCALE))
         path = model_dir / str(meta["model"])
         try:
             blob = path.read_bytes()
         except OSError as exc:
             raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model missing: {path.name}") from exc
         if verify and hashlib.sha256(blob).hexdigest() != meta.get("sha256"):
-            raise AgeGuardError("SERVICE_UNAVAILABLE", f"liveness model does not match its SHA-256: {path.name}")
+            raise AgeGuardError(
+                "SERVICE_UNAVAILABLE", f"liveness model does not match its SHA-256: {path.name}"
+            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(threads, 0)
         options.inter_op_num_threads = 1
@@ -61,7 +66,9 @@ class OnnxLivenessModel(LivenessModel):
 
     def inputs(self, image: RGBImage, face: Face) -> tuple[np.ndarray, np.ndarray, RGBImage]:
         """The network's two input tensors (1 x 3 x S x S, float 0..255 RGB) and the face crop."""
-        context, face_crop = liveness_crops(image, face.box, self.context_size, self.face_size)
+        context, face_crop = liveness_crops(
+            image, face.box, self.context_size, self.face_size, self.context_scale, self.face_scale
+        )
         return _tensor(context), _tensor(face_crop), face_crop
 
     def score(self, image: RGBImage, face: Face) -> Scored:
