@@ -43,10 +43,15 @@ def crop(image: Image.Image, box: Box, scale: float, size: int) -> RGBImage:
 
 
 def liveness_crops(
-    image: RGBImage | Image.Image, box: Box, context_size: int, face_size: int
+    image: RGBImage | Image.Image,
+    box: Box,
+    context_size: int,
+    face_size: int,
+    context_scale: float = CONTEXT_SCALE,
+    face_scale: float = FACE_SCALE,
 ) -> tuple[RGBImage, RGBImage]:
-    """The context crop and the face crop of one face."""
+    """The context crop and the face crop of one face (scales: the model's, from its JSON)."""
     pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
     if pil.mode != "RGB":
         pil = pil.convert("RGB")
-    return crop(pil, box, CONTEXT_SCALE, context_size), crop(pil, box, FACE_SCALE, face_size)
+    return crop(pil, box, context_scale, context_size), crop(pil, box, face_scale, face_size)
