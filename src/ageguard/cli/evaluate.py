@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from ageguard.cli._app import app
+from ageguard.cli.train import eval_antispoof
 from ageguard.eval import age as age_eval
 from ageguard.vision.batch import Job, analyse_files
 
@@ -50,18 +51,5 @@ def eval_age(
     typer.echo(f"report written to {report}")
 
 
-@eval_app.command("antispoof")
-def eval_antispoof(
-    images: Annotated[Path, typer.Option(help="Folder of images named as in the labels.")],
-    labels: Annotated[Path, typer.Option(help="CSV with columns file,label[,attack_type,source,subject].")],
-    peer: Annotated[
-        bool, typer.Option("--peer", help="Also run the MiniFASNetV2 peer from ../shared/peers.")
-    ] = False,
-    report: Annotated[Path, typer.Option("--json", help="Where to write the JSON report.")] = Path(
-        "reports/eval-antispoof.json"
-    ),
-) -> None:
-    """APCER, BPCER, ACER per level of assurance, source and attack type; ROC AUC."""
-    from ageguard.eval import antispoof
-
-    antispoof.run(images, labels, peer, report)
+# `ageguard eval antispoof` is the liveness evaluation that lives with its training code (cli/train.py).
+eval_app.command("antispoof")(eval_antispoof)
