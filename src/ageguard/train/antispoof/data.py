@@ -134,7 +134,13 @@ class CropSet:
         )
 
 
-def build_crops(samples: Sequence[Sample], boxes: dict[str, Box | None], canvas: int = CANVAS) -> CropSet:
+def build_crops(
+    samples: Sequence[Sample],
+    boxes: dict[str, Box | None],
+    canvas: int = CANVAS,
+    context_scale: float = CONTEXT_SCALE,
+    face_scale: float = FACE_SCALE,
+) -> CropSet:
     kept: list[Sample] = []
     contexts: list[RGBImage] = []
     faces: list[RGBImage] = []
@@ -146,10 +152,10 @@ def build_crops(samples: Sequence[Sample], boxes: dict[str, Box | None], canvas:
             continue
         image = load_rgb(sample.path)
         kept.append(sample)
-        contexts.append(crop(image, box, CONTEXT_SCALE, canvas))
-        faces.append(crop(image, box, FACE_SCALE, canvas))
+        contexts.append(crop(image, box, context_scale, canvas))
+        faces.append(crop(image, box, face_scale, canvas))
         sizes.append(min(box[2] - box[0], box[3] - box[1]))
-        region = scaled_box(image.width, image.height, box, CONTEXT_SCALE)
+        region = scaled_box(image.width, image.height, box, context_scale)
         rw, rh = region[2] - region[0], region[3] - region[1]
         inner.append(
             (

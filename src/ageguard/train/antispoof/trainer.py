@@ -58,6 +58,8 @@ T = TypeVar("T")
 @dataclass
 class TrainConfig:
     seed: int = 0
+    context_scale: float = 2.7  # the two crops: face box scaled about its centre (see vision/liveness/crops)
+    face_scale: float = 1.3
     passes: int = 3  # augmented feature passes over the training crops
     epochs: int = 40
     batch: int = 512
@@ -409,7 +411,7 @@ def run(
     samples = load_samples(root, cfg)
     log(f"{len(samples)} images; finding faces")
     boxes = find_boxes(samples, detect, box_cache)
-    crops = build_crops(samples, boxes)
+    crops = build_crops(samples, boxes, context_scale=cfg.context_scale, face_scale=cfg.face_scale)
     log(f"{len(crops.samples)} faces cropped ({time.monotonic() - start:.0f} s)")
     train_idx, val_idx = split_by_subject(crops.samples, cfg.val_share, cfg.seed)
     train_set, val_set = crops.subset(train_idx), crops.subset(val_idx)
@@ -429,6 +431,7 @@ def run(
         "model": onnx_path.name,
         "sha256": sha256(onnx_path),
         "inputs": {"context": [3, CROP_SIZE, CROP_SIZE], "face": [3, CROP_SIZE, CROP_SIZE]},
+        "crops": {"context_scale": cfg.context_scale, "face_scale": cfg.face_scale},
         **policy.to_json(),
         "training": {
             "config": {k: v for k, v in asdict(cfg).items() if k != "quality"},

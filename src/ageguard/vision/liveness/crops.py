@@ -19,6 +19,9 @@ Box = tuple[float, float, float, float]  # left, top, right, bottom
 
 CONTEXT_SCALE = 2.7
 FACE_SCALE = 1.3
+# The quality gate looks at a fixed crop, whatever the model's crops: its limits stay comparable.
+QUALITY_SCALE = 1.3
+QUALITY_SIZE = 64
 
 
 def scaled_box(width: int, height: int, box: Box, scale: float) -> Box:
@@ -55,3 +58,11 @@ def liveness_crops(
     if pil.mode != "RGB":
         pil = pil.convert("RGB")
     return crop(pil, box, context_scale, context_size), crop(pil, box, face_scale, face_size)
+
+
+def quality_crop(image: RGBImage | Image.Image, box: Box) -> RGBImage:
+    """The crop the quality gate measures (brightness, sharpness)."""
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    if pil.mode != "RGB":
+        pil = pil.convert("RGB")
+    return crop(pil, box, QUALITY_SCALE, QUALITY_SIZE)

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from ageguard.errors import AgeGuardError
 from ageguard.vision.liveness.base import DecisionPolicy, LivenessModel, Scored, face_quality
-from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, liveness_crops
+from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, liveness_crops, quality_crop
 from ageguard.vision.types import Face, RGBImage
 
 MODEL_DIR = Path(__file__).resolve().parent
@@ -64,17 +65,18 @@ class OnnxLivenessModel(LivenessModel):
         self._session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
-    def inputs(self, image: RGBImage, face: Face) -> tuple[np.ndarray, np.ndarray, RGBImage]:
-        """The network's two input tensors (1 x 3 x S x S, float 0..255 RGB) and the face crop."""
+    def inputs(self, image: RGBImage | Image.Image, face: Face) -> tuple[np.ndarray, np.ndarray]:
+        """The network's two input tensors (1 x 3 x S x S, float 0..255 RGB)."""
         context, face_crop = liveness_crops(
             image, face.box, self.context_size, self.face_size, self.context_scale, self.face_scale
         )
-        return _tensor(context), _tensor(face_crop), face_crop
+        return _tensor(context), _tensor(face_crop)
 
     def score(self, image: RGBImage, face: Face) -> Scored:
-        context, face_tensor, face_crop = self.inputs(image, face)
+        pil = Image.fromarray(image)
+        context, face_tensor = self.inputs(pil, face)
         live = self._session.run(["live"], {"context": context, "face": face_tensor})[0]
-        return Scored(float(np.clip(live[0], 0.0, 1.0)), face_quality(face_crop, face))
+        return Scored(float(np.clip(live[0], 0.0, 1.0)), face_quality(quality_crop(pil, face.box), face))
 
 
 def _tensor(crop: RGBImage) -> np.ndarray:
