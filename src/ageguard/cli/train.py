@@ -44,8 +44,8 @@ def train_antispoof(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 0,
     passes: Annotated[int, typer.Option(help="Augmented passes over the training crops.")] = 3,
-    context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 2.7,
-    face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 1.3,
+    context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 1.3,
+    face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 0.6,
     epochs: Annotated[int, typer.Option(help="Training epochs of the head.")] = 40,
     utk: Annotated[int, typer.Option(help="UTKFace crops added as extra live faces.")] = 1500,
     limit: Annotated[
@@ -102,8 +102,8 @@ def train_antispoof_cv(
     ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     fold: Annotated[list[str] | None, typer.Option(help="Run only folds whose name contains this.")] = None,
-    context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 2.7,
-    face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 1.3,
+    context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 1.3,
+    face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 0.6,
     box_cache: Annotated[Path | None, typer.Option(help="JSON cache of detected face boxes.")] = None,
 ) -> None:
     """Leave-one-source-out on fas-dev, leave-subjects-out on nuaa-dev, the peer beside (honest figures)."""

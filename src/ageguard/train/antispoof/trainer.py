@@ -58,8 +58,8 @@ T = TypeVar("T")
 @dataclass
 class TrainConfig:
     seed: int = 0
-    context_scale: float = 2.7  # the two crops: face box scaled about its centre (see vision/liveness/crops)
-    face_scale: float = 1.3
+    context_scale: float = 1.3  # the two crops: face box scaled about its centre (see vision/liveness/crops)
+    face_scale: float = 0.6
     passes: int = 3  # augmented feature passes over the training crops
     epochs: int = 40
     batch: int = 512
