@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ def load_metadata(model_dir: Path = MODEL_DIR) -> dict[str, Any]:
 
 
 class OnnxLivenessModel(LivenessModel):
-    """The two-crop CNN on ONNX Runtime; thread-safe once constructed."""
+    """Frozen RetinaFace features of two crops + a small MLP, one ONNX graph; thread-safe once constructed."""
 
     name = "ageguard-antispoof"
 
@@ -63,7 +62,6 @@ class OnnxLivenessModel(LivenessModel):
         options.intra_op_num_threads = max(threads, 0)
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-        self._lock = threading.Lock()
 
     def inputs(self, image: RGBImage | Image.Image, face: Face) -> tuple[np.ndarray, np.ndarray]:
         """The network's two input tensors (1 x 3 x S x S, float 0..255 RGB)."""
