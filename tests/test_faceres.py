@@ -287,6 +287,21 @@ def test_unsupported_op_is_reported() -> None:
         tfjs.convert_files(g.files(), "model/model.json", outputs={"y": "y"})
 
 
+def test_prune_cuts_a_backbone_out_of_an_unsupported_graph() -> None:
+    """A detector's post-processing (here an unsupported op) does not stop its backbone converting."""
+    g = GraphBuilder()
+    x = g.placeholder("x", [-1, 4])
+    g.op("features", "Relu", [x])
+    g.op("decode", "Cumsum", ["features"])
+    with pytest.raises(tfjs.TFJSConversionError, match="Cumsum"):
+        tfjs.convert_files(g.files(), "model/model.json", outputs={"features": "f"})
+    model = tfjs.convert_files(g.files(), "model/model.json", outputs={"features": "f"}, prune=True)
+    feed = np.array([[-1.0, 2.0, -3.0, 4.0]], np.float32)
+    np.testing.assert_array_equal(run(model, {"x": feed})["f"], np.maximum(feed, 0))
+    with pytest.raises(tfjs.TFJSConversionError, match="nope"):
+        tfjs.convert_files(g.files(), "model/model.json", outputs={"nope": "f"}, prune=True)
+
+
 def test_conversion_is_deterministic() -> None:
     g = GraphBuilder()
     x = g.placeholder("x", [-1, 4, 4, 2])

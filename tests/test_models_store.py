@@ -36,7 +36,14 @@ def private_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 def test_registry_names_and_pins() -> None:
-    assert set(registry.ASSETS) == {"retinaface_mnet025", "faceapi_agegender", "faceres_deep"}
+    assert set(registry.ASSETS) == {
+        "retinaface_mnet025",
+        "faceapi_agegender",
+        "faceres_deep",
+        "mobilenetv3_coco",
+    }
+    # The liveness backbone travels inside antispoof.onnx: a server never installs it.
+    assert registry.SERVING_ASSETS == ["retinaface_mnet025", "faceapi_agegender", "faceres_deep"]
     for asset in registry.ASSETS.values():
         assert len(asset.source.sha256) == 64
         assert asset.licence in {"MIT", "Apache-2.0"}

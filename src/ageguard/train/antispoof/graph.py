@@ -1,11 +1,10 @@
 """The ONNX graph of the liveness model, built from a frozen backbone and a trained head.
 
-Backbone: the first three stages of the product's RetinaFace MobileNet-0.25 (the face detector's own
-feature extractor, MIT licence), frozen. Its activations at four depths are pooled (mean and standard
-deviation per channel) on each of the two crops and log-compressed: the texture statistics that show
-moiré, halftone, paper, screen gamut and the medium's edges. The same graph computes the training
-features (``features`` output) and, with the head appended, the served score (``live`` output), so
-training and serving cannot drift apart.
+Backbone (``BACKBONES``): a registry model's early layers, frozen and copied into the graph at export.
+Its activations at several depths are pooled (mean and standard deviation per channel) on each of the
+two crops and log-compressed: the texture statistics that show moiré, halftone, paper, screen gamut
+and the medium's edges. The same graph computes the training features (``features`` output) and, with
+the head appended, the served score (``live`` output), so training and serving cannot drift apart.
 
 Inputs ``context`` and ``face``: N x 3 x S x S float32 RGB 0..255. Outputs: ``features`` N x 2D (face
 features then context features) and, with a head, ``live`` N (probability of a live face).
@@ -13,22 +12,55 @@ features then context features) and, with a head, ``live`` N (probability of a l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-# The backbone's activations that are pooled (LeakyRelu outputs after these convolutions).
-TAPS = (
-    "/fx/stage1/stage1.2/stage1.2.1/stage1.2.1.0/Conv_output_0",
-    "/fx/stage1/stage1.5/stage1.5.1/stage1.5.1.0/Conv_output_0",
-    "/fx/stage2/stage2.5/stage2.5.1/stage2.5.1.0/Conv_output_0",
-    "/fx/stage3/stage3.1/stage3.1.1/stage3.1.1.0/Conv_output_0",
-)
+OPSET = 11  # at least; a backbone converted at a newer opset keeps its own (ReduceMean axes: < 18)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A frozen feature extractor: which model-store asset, which tensors are pooled, how it is fed."""
+
+    asset: str
+    taps: tuple[str, ...]
+    # "bgr_mean": NCHW BGR minus the training mean (RetinaFace); "nhwc_rgb": NHWC RGB 0..255.
+    layout: Literal["bgr_mean", "nhwc_rgb"]
+    description: str
+    cut_after_activation: bool = False  # taps name convolutions: pool the activation that follows
+
+
 MEAN_BGR = (104.0, 117.0, 123.0)  # the RetinaFace training mean
-OPSET = 11
+BACKBONES: dict[str, Backbone] = {
+    # The product's own face detector (RetinaFace MobileNet-0.25, WIDER FACE), its first three stages.
+    "retinaface": Backbone(
+        asset="retinaface_mnet025",
+        taps=(
+            "/fx/stage1/stage1.2/stage1.2.1/stage1.2.1.0/Conv_output_0",
+            "/fx/stage1/stage1.5/stage1.5.1/stage1.5.1.0/Conv_output_0",
+            "/fx/stage2/stage2.5/stage2.5.1/stage2.5.1.0/Conv_output_0",
+            "/fx/stage3/stage3.1/stage3.1.1/stage3.1.1.0/Conv_output_0",
+        ),
+        layout="bgr_mean",
+        description="RetinaFace MobileNet-0.25 stages 1-3 (frozen, from the retinaface_mnet025 asset)",
+        cut_after_activation=True,
+    ),
+    # A general-purpose MobileNetV3 trained on COCO objects: its texture statistics generalise to
+    # unseen capture setups better than a face detector's (docs/models/antispoof.md).
+    "mobilenetv3": Backbone(
+        asset="mobilenetv3_coco",
+        taps=("stride4", "stride8", "stride16", "stride16b"),
+        layout="nhwc_rgb",
+        description="MobileNetV3 (mb3-centernet, COCO) to stride 16, frozen (mobilenetv3_coco asset)",
+    ),
+}
 
 
 def _activation_after(model: onnx.ModelProto, tensor: str) -> str:
@@ -38,60 +70,107 @@ def _activation_after(model: onnx.ModelProto, tensor: str) -> str:
     raise ValueError(f"no activation after {tensor}")
 
 
-def backbone(detector_onnx: Path) -> tuple[onnx.ModelProto, list[str]]:
-    """The detector's graph cut after its last tapped activation; returns it and the tapped names."""
-    full = onnx.shape_inference.infer_shapes(onnx.load(str(detector_onnx)))
-    taps = [_activation_after(full, t) for t in TAPS]
+def backbone_graph(spec: Backbone, onnx_path: Path) -> tuple[onnx.ModelProto, list[str]]:
+    """The backbone's graph cut after its last tap; returns it and the pooled tensor names."""
+    full = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    taps = [_activation_after(full, t) for t in spec.taps] if spec.cut_after_activation else list(spec.taps)
     cut = onnx.utils.Extractor(full).extract_model([full.graph.input[0].name], taps)
     return cut, taps
 
 
-def feature_width(model: onnx.ModelProto, taps: list[str]) -> int:
+def feature_width(model: onnx.ModelProto, taps: list[str], spec: Backbone) -> int:
     """Pooled features per crop: mean and standard deviation of every tapped channel."""
     shapes = {v.name: v.type.tensor_type.shape for v in [*model.graph.value_info, *model.graph.output]}
-    return sum(2 * shapes[t].dim[1].dim_value for t in taps)
+    channel_axis = 3 if spec.layout == "nhwc_rgb" else 1
+    return sum(2 * shapes[t].dim[channel_axis].dim_value for t in taps)
 
 
 def _const(name: str, value: npt.NDArray[np.generic]) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value), name)
 
 
-def build(
-    detector_onnx: Path,
-    head: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] | None = None,
-    mean: npt.NDArray[np.float32] | None = None,
-    scale: npt.NDArray[np.float32] | None = None,
-) -> onnx.ModelProto:
-    """The features graph, plus the head (standardise, Linear-ReLU-...-Linear, sigmoid) when given."""
-    bb, taps = backbone(detector_onnx)
+def _namespaced(model: onnx.ModelProto, prefix: str) -> onnx.ModelProto:
+    """``model`` with every tensor and node name prefixed, so several backbones share one graph."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    names = {i.name for i in out.graph.input} | {t.name for t in out.graph.initializer}
+    names |= {o for n in out.graph.node for o in n.output}
+    for node in out.graph.node:
+        node.name = prefix + node.name
+        node.input[:] = [prefix + i if i in names else i for i in node.input]
+        node.output[:] = [prefix + o for o in node.output]
+    for value in [*out.graph.input, *out.graph.output, *out.graph.initializer, *out.graph.value_info]:
+        value.name = prefix + value.name
+    return out
+
+
+def _pooled_features(
+    k: int, spec: Backbone, onnx_path: Path, batch: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], list[str], int, int]:
+    """Backbone ``k`` fed with ``batch`` (2N x 3 x S x S RGB) and its taps pooled.
+
+    Returns its nodes, initialisers, the pooled tensors (2N x C each), their total width and its opset.
+    """
+    cut, taps = backbone_graph(spec, onnx_path)
+    width = feature_width(cut, taps, spec)
+    p = f"ag{k}_"
+    bb = _namespaced(cut, f"bb{k}_")
+    taps = [f"bb{k}_{t}" for t in taps]
     bb_input = bb.graph.input[0].name
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = list(bb.graph.initializer)
-    p = "ag_"  # prefix of our own tensors
-    inits += [
-        _const(p + "bgr", np.array([2, 1, 0], np.int64)),
-        _const(p + "mean", np.array(MEAN_BGR, np.float32).reshape(1, 3, 1, 1)),
-        _const(p + "one", np.array(1.0, np.float32)),
-    ]
-    nodes += [
-        helper.make_node("Concat", ["face", "context"], [p + "both"], axis=0),
-        helper.make_node("Gather", [p + "both", p + "bgr"], [p + "both_bgr"], axis=1),
-        helper.make_node("Sub", [p + "both_bgr", p + "mean"], [bb_input]),
-    ]
+    if spec.layout == "bgr_mean":
+        inits += [
+            _const(p + "bgr", np.array([2, 1, 0], np.int64)),
+            _const(p + "mean", np.array(MEAN_BGR, np.float32).reshape(1, 3, 1, 1)),
+        ]
+        nodes += [
+            helper.make_node("Gather", [batch, p + "bgr"], [p + "bgr_in"], axis=1),
+            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [bb_input]),
+        ]
+        spatial = [2, 3]
+    else:
+        nodes.append(helper.make_node("Transpose", [batch], [bb_input], perm=[0, 2, 3, 1]))
+        spatial = [1, 2]
     nodes += list(bb.graph.node)
     pooled: list[str] = []
-    for k, tap in enumerate(taps):
-        m, sq, m2, var, sd = (f"{p}{name}{k}" for name in ("m", "sq", "m2", "var", "sd"))
+    for j, tap in enumerate(taps):
+        m, sq, m2, var, sd = (f"{p}{name}{j}" for name in ("m", "sq", "m2", "var", "sd"))
         nodes += [
-            helper.make_node("ReduceMean", [tap], [m], axes=[2, 3], keepdims=0),
-            helper.make_node("Mul", [tap, tap], [p + f"t2_{k}"]),
-            helper.make_node("ReduceMean", [p + f"t2_{k}"], [sq], axes=[2, 3], keepdims=0),
+            helper.make_node("ReduceMean", [tap], [m], axes=spatial, keepdims=0),
+            helper.make_node("Mul", [tap, tap], [p + f"t2_{j}"]),
+            helper.make_node("ReduceMean", [p + f"t2_{j}"], [sq], axes=spatial, keepdims=0),
             helper.make_node("Mul", [m, m], [m2]),
             helper.make_node("Sub", [sq, m2], [var]),
             helper.make_node("Relu", [var], [var + "_pos"]),
             helper.make_node("Sqrt", [var + "_pos"], [sd]),
         ]
         pooled += [m, sd]
+    opset = max([o.version for o in bb.opset_import if o.domain in ("", "ai.onnx")], default=OPSET)
+    return nodes, inits, pooled, width, opset
+
+
+def build(
+    backbones: Sequence[tuple[Backbone, Path]],
+    head: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] | None = None,
+    mean: npt.NDArray[np.float32] | None = None,
+    scale: npt.NDArray[np.float32] | None = None,
+) -> onnx.ModelProto:
+    """The features graph of one or more backbones (their features side by side), plus the head
+    (standardise, Linear-ReLU-...-Linear, sigmoid) when given."""
+    p = "ag_"  # prefix of our own tensors
+    nodes = [helper.make_node("Concat", ["face", "context"], [p + "both"], axis=0)]
+    inits = [_const(p + "one", np.array(1.0, np.float32))]
+    pooled: list[str] = []
+    width = 0
+    opset = OPSET
+    for k, (spec, path) in enumerate(backbones):
+        bb_nodes, bb_inits, bb_pooled, bb_width, bb_opset = _pooled_features(k, spec, path, p + "both")
+        nodes += bb_nodes
+        inits += bb_inits
+        pooled += bb_pooled
+        width += bb_width
+        opset = max(opset, bb_opset)
     nodes += [
         helper.make_node("Concat", pooled, [p + "pooled"], axis=1),
         helper.make_node("Relu", [p + "pooled"], [p + "pooled_pos"]),
@@ -99,7 +178,6 @@ def build(
         helper.make_node("Log", [p + "pooled_1"], [p + "logf"]),  # 2N x D
     ]
     # 2N x D -> N x 2D (face features, then context features).
-    width = feature_width(bb, taps)
     inits += [
         _const(p + "shape3", np.array([2, -1, width], np.int64)),
         _const(p + "shape2", np.array([-1, 2 * width], np.int64)),
@@ -139,7 +217,7 @@ def build(
         for name in ("context", "face")
     ]
     graph = helper.make_graph(nodes, "ageguard_antispoof", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="ageguard")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="ageguard")
     model.ir_version = min(model.ir_version, 8)
     onnx.checker.check_model(model)
     return model

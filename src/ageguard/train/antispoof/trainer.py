@@ -5,7 +5,7 @@ The recipe (``ageguard train antispoof``):
 1. Find the face in every image of fas-dev, nuaa-dev and a sample of utkface-dev (extra live faces) with
    the product's detector and keep the two liveness crops in memory.
 2. Hold out a subject-disjoint validation share of every source for calibration.
-3. Turn every training crop pair into features (frozen RetinaFace MobileNet-0.25 stages, pooled; see
+3. Turn every training crop pair into features (a frozen backbone's activations, pooled; see
    :mod:`ageguard.train.antispoof.graph`), ``passes`` times under augmentation: honest capture variation
    for all, and synthetic screen replays and prints made from live faces.
 4. Train a small MLP on them, weighting every (source, live/attack/synthetic) group alike, with an
@@ -58,6 +58,8 @@ T = TypeVar("T")
 @dataclass
 class TrainConfig:
     seed: int = 0
+    backbone: str = "retinaface"  # keys of graph.BACKBONES, joined by "+" for features side by side
+    crop_size: int = CROP_SIZE  # both crops, pixels
     context_scale: float = 1.3  # the two crops: face box scaled about its centre (see vision/liveness/crops)
     face_scale: float = 0.6
     passes: int = 3  # augmented feature passes over the training crops
@@ -139,7 +141,11 @@ def _view(
 
 
 def make_batch(
-    crops: CropSet, index: Sequence[int], synthetic: Sequence[bool], rng: np.random.Generator | None
+    crops: CropSet,
+    index: Sequence[int],
+    synthetic: Sequence[bool],
+    rng: np.random.Generator | None,
+    size: int = CROP_SIZE,
 ) -> Batch:
     contexts, faces, labels = [], [], []
     for i, synth in zip(index, synthetic, strict=True):
@@ -155,8 +161,8 @@ def make_batch(
                 ctx, face = attack(ctx, face, _inner(crops, i, flipped), rng)
                 real = False
             ctx, face = augment.capture(ctx, rng), augment.capture(face, rng)
-        contexts.append(_view(ctx, CROP_SIZE, rng))
-        faces.append(_view(face, CROP_SIZE, rng))
+        contexts.append(_view(ctx, size, rng))
+        faces.append(_view(face, size, rng))
         labels.append(1.0 if real else 0.0)
     return (
         torch.from_numpy(np.stack(contexts).transpose(0, 3, 1, 2).copy()),
@@ -201,11 +207,19 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def feature_session(detector_onnx: Path, threads: int) -> ort.InferenceSession:
+def backbones(name: str) -> list[tuple[graph.Backbone, Path]]:
+    """The backbone specs named by ``name`` ("a+b") and their verified files from the model store."""
+    from ageguard.models import store
+
+    specs = [graph.BACKBONES[part] for part in name.split("+")]
+    return [(spec, store.ensure(spec.asset)) for spec in specs]
+
+
+def feature_session(backbone: str, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
-    blob = graph.build(detector_onnx).SerializeToString()
+    blob = graph.build(backbones(backbone)).SerializeToString()
     return ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
 
 
@@ -234,9 +248,9 @@ def extract(
         index = list(range(lo, min(lo + chunk, n)))
         if passes == 0:
             synthetic = [False] * len(index)
-            return make_batch(crops, index, synthetic, None), synthetic, index
+            return make_batch(crops, index, synthetic, None, cfg.crop_size), synthetic, index
         synthetic = [crops.samples[i].real and bool(rng.random() < cfg.synthetic_share) for i in index]
-        return make_batch(crops, index, synthetic, rng), synthetic, index
+        return make_batch(crops, index, synthetic, rng, cfg.crop_size), synthetic, index
 
     xs, ys, syn, idx = [], [], [], []
     for (ctx, face, y), synthetic, index in _prefetch(make, count):
@@ -378,9 +392,9 @@ def calibrate(
     return DecisionPolicy(levels=levels, quality=cfg.quality)
 
 
-def export_onnx(head: Head, std: Standardiser, detector_onnx: Path, path: Path) -> None:
+def export_onnx(head: Head, std: Standardiser, backbone: str, path: Path) -> None:
     layers = [(lin.weight.detach().numpy(), lin.bias.detach().numpy()) for lin in head.layers()]
-    model = graph.build(detector_onnx, layers, std.mean, std.scale)
+    model = graph.build(backbones(backbone), layers, std.mean, std.scale)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(model.SerializeToString())
 
@@ -402,7 +416,6 @@ def run(
     out_dir: Path,
     cfg: TrainConfig,
     detect: Detect,
-    detector_onnx: Path,
     box_cache: Path | None = None,
     log: Log = print,
 ) -> TrainResult:
@@ -411,12 +424,14 @@ def run(
     samples = load_samples(root, cfg)
     log(f"{len(samples)} images; finding faces")
     boxes = find_boxes(samples, detect, box_cache)
-    crops = build_crops(samples, boxes, context_scale=cfg.context_scale, face_scale=cfg.face_scale)
+    crops = build_crops(
+        samples, boxes, canvas=cfg.crop_size, context_scale=cfg.context_scale, face_scale=cfg.face_scale
+    )
     log(f"{len(crops.samples)} faces cropped ({time.monotonic() - start:.0f} s)")
     train_idx, val_idx = split_by_subject(crops.samples, cfg.val_share, cfg.seed)
     train_set, val_set = crops.subset(train_idx), crops.subset(val_idx)
     log(f"train {len(train_set.samples)}, validation {len(val_set.samples)}")
-    session = feature_session(detector_onnx, cfg.threads)
+    session = feature_session(cfg.backbone, cfg.threads)
     train_feats = extract(session, train_set, cfg.passes, cfg)
     val_feats = extract(session, val_set, 0, cfg)
     log(f"{len(train_feats.real)} training feature rows ({time.monotonic() - start:.0f} s)")
@@ -425,12 +440,12 @@ def run(
     auc = roc_auc(scores, val_feats.real)
     policy = calibrate(scores, val_feats.real, cfg)
     onnx_path = out_dir / "antispoof.onnx"
-    export_onnx(head, std, detector_onnx, onnx_path)
+    export_onnx(head, std, cfg.backbone, onnx_path)
     seconds = time.monotonic() - start
     meta = {
         "model": onnx_path.name,
         "sha256": sha256(onnx_path),
-        "inputs": {"context": [3, CROP_SIZE, CROP_SIZE], "face": [3, CROP_SIZE, CROP_SIZE]},
+        "inputs": {"context": [3, cfg.crop_size, cfg.crop_size], "face": [3, cfg.crop_size, cfg.crop_size]},
         "crops": {"context_scale": cfg.context_scale, "face_scale": cfg.face_scale},
         **policy.to_json(),
         "training": {
@@ -441,7 +456,7 @@ def run(
             "validation_auc": round(auc, 5),
             "seconds": round(seconds, 1),
             "torch": torch.__version__,
-            "backbone": "RetinaFace MobileNet-0.25 stages 1-3 (frozen, from the retinaface_mnet025 asset)",
+            "backbone": " + ".join(spec.description for spec, _ in backbones(cfg.backbone)),
         },
     }
     policy_path = out_dir / "antispoof.json"
