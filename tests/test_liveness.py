@@ -124,7 +124,7 @@ def model() -> OnnxLivenessModel:
 
 def test_shipped_model_files_agree() -> None:
     meta = json.loads((MODEL_DIR / "antispoof.json").read_text())
-    assert (MODEL_DIR / meta["model"]).stat().st_size < 2_000_000
+    assert (MODEL_DIR / meta["model"]).stat().st_size < 5_000_000  # committed to git: stays small
     policy = DecisionPolicy.from_json(meta)
     for level in LEVELS:
         t = policy.levels[level]

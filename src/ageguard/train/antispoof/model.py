@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CROP_SIZE = 96  # both crops, pixels (the backbone's stride 32 divides it)
+CROP_SIZE = 128  # both crops, pixels (the backbones' strides divide it)
 
 
 class Head(nn.Module):

@@ -58,7 +58,9 @@ T = TypeVar("T")
 @dataclass
 class TrainConfig:
     seed: int = 0
-    backbone: str = "retinaface"  # keys of graph.BACKBONES, joined by "+" for features side by side
+    # Keys of graph.BACKBONES, "+" for features side by side: the face detector's texture statistics and a
+    # general-purpose network's generalise to unseen sources better together than either alone.
+    backbone: str = "retinaface+mobilenetv3"
     crop_size: int = CROP_SIZE  # both crops, pixels
     context_scale: float = 1.3  # the two crops: face box scaled about its centre (see vision/liveness/crops)
     face_scale: float = 0.6

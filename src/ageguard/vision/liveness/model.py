@@ -36,7 +36,7 @@ def load_metadata(model_dir: Path = MODEL_DIR) -> dict[str, Any]:
 
 
 class OnnxLivenessModel(LivenessModel):
-    """Frozen RetinaFace features of two crops + a small MLP, one ONNX graph; thread-safe once constructed."""
+    """Frozen backbone features of two crops + a small MLP, one ONNX graph; thread-safe once constructed."""
 
     name = "ageguard-antispoof"
 
