@@ -22,7 +22,7 @@ from PIL import Image
 from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, Box, crop, scaled_box
 from ageguard.vision.types import Face, RGBImage
 
-CANVAS = 96  # crops are stored a little larger than the network input, for scale/shift augmentation
+CANVAS = 96  # default stored crop size; training stores them at its crop size and jitters views within
 
 Detect = Callable[[RGBImage], list[Face]]
 
