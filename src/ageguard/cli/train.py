@@ -26,6 +26,16 @@ def _default_data() -> Path:
     return repo.parent / "shared" / "datasets"
 
 
+# Options both training commands share.
+BackboneOption = Annotated[
+    str | None,
+    typer.Option(help="Frozen feature extractor(s), e.g. retinaface+mobilenetv3 (default: the recipe's)."),
+]
+CropSizeOption = Annotated[int | None, typer.Option(help="Both crops, pixels (default: the recipe's).")]
+ContextScaleOption = Annotated[float, typer.Option(help="Context crop: face box scaled by this.")]
+FaceScaleOption = Annotated[float, typer.Option(help="Face crop: face box scaled by this.")]
+
+
 def _backbone(name: str | None, default: str) -> str:
     from ageguard.train.antispoof.graph import BACKBONES
 
@@ -54,16 +64,11 @@ def train_antispoof(
         typer.Option(help="Where antispoof.onnx and antispoof.json go (default: the shipped ones)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 0,
-    backbone: Annotated[
-        str | None,
-        typer.Option(
-            help="Frozen feature extractor(s), e.g. retinaface+mobilenetv3 (default: the recipe's)."
-        ),
-    ] = None,
-    crop_size: Annotated[int | None, typer.Option(help="Both crops, pixels (default: the recipe's).")] = None,
+    backbone: BackboneOption = None,
+    crop_size: CropSizeOption = None,
     passes: Annotated[int, typer.Option(help="Augmented passes over the training crops.")] = 3,
-    context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 1.3,
-    face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 0.6,
+    context_scale: ContextScaleOption = 1.3,
+    face_scale: FaceScaleOption = 0.6,
     epochs: Annotated[int, typer.Option(help="Training epochs of the head.")] = 40,
     utk: Annotated[int, typer.Option(help="UTKFace crops added as extra live faces.")] = 1500,
     limit: Annotated[
@@ -118,16 +123,11 @@ def train_antispoof_cv(
         "reports/antispoof-cv.json"
     ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    backbone: Annotated[
-        str | None,
-        typer.Option(
-            help="Frozen feature extractor(s), e.g. retinaface+mobilenetv3 (default: the recipe's)."
-        ),
-    ] = None,
-    crop_size: Annotated[int | None, typer.Option(help="Both crops, pixels (default: the recipe's).")] = None,
+    backbone: BackboneOption = None,
+    crop_size: CropSizeOption = None,
     fold: Annotated[list[str] | None, typer.Option(help="Run only folds whose name contains this.")] = None,
-    context_scale: Annotated[float, typer.Option(help="Context crop: face box scaled by this.")] = 1.3,
-    face_scale: Annotated[float, typer.Option(help="Face crop: face box scaled by this.")] = 0.6,
+    context_scale: ContextScaleOption = 1.3,
+    face_scale: FaceScaleOption = 0.6,
     box_cache: Annotated[Path | None, typer.Option(help="JSON cache of detected face boxes.")] = None,
 ) -> None:
     """Leave-one-source-out on fas-dev, leave-subjects-out on nuaa-dev, the peer beside (honest figures)."""
