@@ -31,13 +31,15 @@ class Backbone:
 
     asset: str
     taps: tuple[str, ...]
-    # "bgr_mean": NCHW BGR minus the training mean (RetinaFace); "nhwc_rgb": NHWC RGB 0..255.
-    layout: Literal["bgr_mean", "nhwc_rgb"]
+    # "bgr_mean": NCHW BGR minus the training mean (RetinaFace); "nhwc_rgb": NHWC RGB 0..255, NHWC taps;
+    # "nhwc_bgr_caffe": NHWC BGR minus the ImageNet means (Caffe style), NCHW taps (converted inside).
+    layout: Literal["bgr_mean", "nhwc_rgb", "nhwc_bgr_caffe"]
     description: str
     cut_after_activation: bool = False  # taps name convolutions: pool the activation that follows
 
 
 MEAN_BGR = (104.0, 117.0, 123.0)  # the RetinaFace training mean
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means, B G R (faceres-deep's training)
 BACKBONES: dict[str, Backbone] = {
     # The product's own face detector (RetinaFace MobileNet-0.25, WIDER FACE), its first three stages.
     "retinaface": Backbone(
@@ -60,6 +62,19 @@ BACKBONES: dict[str, Backbone] = {
         layout="nhwc_rgb",
         description="MobileNetV3 (mb3-centernet, COCO) to stride 16, frozen (mobilenetv3_coco asset)",
     ),
+    # The age model's MobileNet (HSE faceres-deep, trained on faces for age and gender): texture
+    # statistics of a network that has looked at skin, to stride 16.
+    "faceres": Backbone(
+        asset="faceres_deep",
+        taps=(
+            "conv_pw_2_relu/clip_by_value",
+            "conv_pw_3_relu/clip_by_value",
+            "conv_pw_5_relu/clip_by_value",
+            "conv_pw_11_relu/clip_by_value",
+        ),
+        layout="nhwc_bgr_caffe",
+        description="HSE faceres-deep MobileNet to stride 16, frozen (faceres_deep asset)",
+    ),
 }
 
 
@@ -72,7 +87,14 @@ def _activation_after(model: onnx.ModelProto, tensor: str) -> str:
 
 def backbone_graph(spec: Backbone, onnx_path: Path) -> tuple[onnx.ModelProto, list[str]]:
     """The backbone's graph cut after its last tap; returns it and the pooled tensor names."""
-    full = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    full = onnx.load(str(onnx_path))
+    if spec.layout == "nhwc_bgr_caffe":
+        # Converted for one input size (faceres-deep: 224): free the spatial sizes so that the shapes
+        # inferred for the taps hold for the crops' size too.
+        for axis in (1, 2):
+            full.graph.input[0].type.tensor_type.shape.dim[axis].dim_param = "hw"[axis - 1]
+        del full.graph.value_info[:]
+    full = onnx.shape_inference.infer_shapes(full)
     taps = [_activation_after(full, t) for t in spec.taps] if spec.cut_after_activation else list(spec.taps)
     cut = onnx.utils.Extractor(full).extract_model([full.graph.input[0].name], taps)
     return cut, taps
@@ -81,7 +103,7 @@ def backbone_graph(spec: Backbone, onnx_path: Path) -> tuple[onnx.ModelProto, li
 def feature_width(model: onnx.ModelProto, taps: list[str], spec: Backbone) -> int:
     """Pooled features per crop: mean and standard deviation of every tapped channel."""
     shapes = {v.name: v.type.tensor_type.shape for v in [*model.graph.value_info, *model.graph.output]}
-    channel_axis = 3 if spec.layout == "nhwc_rgb" else 1
+    channel_axis = 3 if spec.layout == "nhwc_rgb" else 1  # faceres: NHWC in, NCHW inside
     return sum(2 * shapes[t].dim[channel_axis].dim_value for t in taps)
 
 
@@ -127,6 +149,17 @@ def _pooled_features(
         nodes += [
             helper.make_node("Gather", [batch, p + "bgr"], [p + "bgr_in"], axis=1),
             helper.make_node("Sub", [p + "bgr_in", p + "mean"], [bb_input]),
+        ]
+        spatial = [2, 3]
+    elif spec.layout == "nhwc_bgr_caffe":
+        inits += [
+            _const(p + "bgr", np.array([2, 1, 0], np.int64)),
+            _const(p + "mean", np.array(CAFFE_MEAN_BGR, np.float32).reshape(1, 3, 1, 1)),
+        ]
+        nodes += [
+            helper.make_node("Gather", [batch, p + "bgr"], [p + "bgr_in"], axis=1),
+            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [p + "centred"]),
+            helper.make_node("Transpose", [p + "centred"], [bb_input], perm=[0, 2, 3, 1]),
         ]
         spatial = [2, 3]
     else:
