@@ -97,7 +97,7 @@ def test_synthetic_attacks_keep_shapes_and_range() -> None:
     assert out.shape == ctx.shape and out.min() >= 0 and out.max() <= 255
 
 
-@pytest.mark.parametrize("backbone", ["retinaface", "mobilenetv3", "retinaface+mobilenetv3"])
+@pytest.mark.parametrize("backbone", ["retinaface", "mobilenetv3", "faceres", "retinaface+mobilenetv3"])
 def test_onnx_graph_matches_the_head(tmp_path: Path, backbone: str) -> None:
     """The exported graph computes exactly what training scored: features, then the head."""
     import onnxruntime as ort
