@@ -141,27 +141,20 @@ def _pooled_features(
     bb_input = bb.graph.input[0].name
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = list(bb.graph.initializer)
-    if spec.layout == "bgr_mean":
+    if spec.layout in ("bgr_mean", "nhwc_bgr_caffe"):
+        mean = MEAN_BGR if spec.layout == "bgr_mean" else CAFFE_MEAN_BGR
+        centred = bb_input if spec.layout == "bgr_mean" else p + "centred"
         inits += [
             _const(p + "bgr", np.array([2, 1, 0], np.int64)),
-            _const(p + "mean", np.array(MEAN_BGR, np.float32).reshape(1, 3, 1, 1)),
+            _const(p + "mean", np.array(mean, np.float32).reshape(1, 3, 1, 1)),
         ]
         nodes += [
             helper.make_node("Gather", [batch, p + "bgr"], [p + "bgr_in"], axis=1),
-            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [bb_input]),
+            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [centred]),
         ]
-        spatial = [2, 3]
-    elif spec.layout == "nhwc_bgr_caffe":
-        inits += [
-            _const(p + "bgr", np.array([2, 1, 0], np.int64)),
-            _const(p + "mean", np.array(CAFFE_MEAN_BGR, np.float32).reshape(1, 3, 1, 1)),
-        ]
-        nodes += [
-            helper.make_node("Gather", [batch, p + "bgr"], [p + "bgr_in"], axis=1),
-            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [p + "centred"]),
-            helper.make_node("Transpose", [p + "centred"], [bb_input], perm=[0, 2, 3, 1]),
-        ]
-        spatial = [2, 3]
+        if spec.layout == "nhwc_bgr_caffe":
+            nodes.append(helper.make_node("Transpose", [centred], [bb_input], perm=[0, 2, 3, 1]))
+        spatial = [2, 3]  # both take NCHW taps
     else:
         nodes.append(helper.make_node("Transpose", [batch], [bb_input], perm=[0, 2, 3, 1]))
         spatial = [1, 2]
