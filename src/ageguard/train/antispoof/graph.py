@@ -36,6 +36,9 @@ class Backbone:
     layout: Literal["bgr_mean", "nhwc_rgb", "nhwc_bgr_caffe"]
     description: str
     cut_after_activation: bool = False  # taps name convolutions: pool the activation that follows
+    # The asset was converted for one input size (faceres-deep: 224): free its spatial sizes so that the
+    # shapes inferred for the taps hold for the crops' size too.
+    fixed_input_size: bool = False
 
 
 MEAN_BGR = (104.0, 117.0, 123.0)  # the RetinaFace training mean
@@ -74,6 +77,7 @@ BACKBONES: dict[str, Backbone] = {
         ),
         layout="nhwc_bgr_caffe",
         description="HSE faceres-deep MobileNet to stride 16, frozen (faceres_deep asset)",
+        fixed_input_size=True,
     ),
 }
 
@@ -88,11 +92,11 @@ def _activation_after(model: onnx.ModelProto, tensor: str) -> str:
 def backbone_graph(spec: Backbone, onnx_path: Path) -> tuple[onnx.ModelProto, list[str]]:
     """The backbone's graph cut after its last tap; returns it and the pooled tensor names."""
     full = onnx.load(str(onnx_path))
-    if spec.layout == "nhwc_bgr_caffe":
-        # Converted for one input size (faceres-deep: 224): free the spatial sizes so that the shapes
-        # inferred for the taps hold for the crops' size too.
-        for axis in (1, 2):
-            full.graph.input[0].type.tensor_type.shape.dim[axis].dim_param = "hw"[axis - 1]
+    if spec.fixed_input_size:
+        dims = full.graph.input[0].type.tensor_type.shape.dim
+        spatial = (1, 2) if spec.layout.startswith("nhwc") else (2, 3)
+        for name, axis in zip("hw", spatial, strict=True):
+            dims[axis].dim_param = name
         del full.graph.value_info[:]
     full = onnx.shape_inference.infer_shapes(full)
     taps = [_activation_after(full, t) for t in spec.taps] if spec.cut_after_activation else list(spec.taps)
