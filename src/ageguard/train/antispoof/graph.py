@@ -40,6 +40,20 @@ class Backbone:
     # shapes inferred for the taps hold for the crops' size too.
     fixed_input_size: bool = False
 
+    # What the layout means, in one place.
+    @property
+    def nhwc_input(self) -> bool:
+        return self.layout.startswith("nhwc")
+
+    @property
+    def nhwc_taps(self) -> bool:
+        return self.layout == "nhwc_rgb"  # faceres-deep: NHWC in, NCHW inside
+
+    @property
+    def mean_bgr(self) -> tuple[float, float, float] | None:
+        """The BGR mean the backbone expects subtracted, or None where it takes RGB 0..255."""
+        return {"bgr_mean": MEAN_BGR, "nhwc_bgr_caffe": CAFFE_MEAN_BGR}.get(self.layout)
+
 
 MEAN_BGR = (104.0, 117.0, 123.0)  # the RetinaFace training mean
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet means, B G R (faceres-deep's training)
@@ -94,7 +108,7 @@ def backbone_graph(spec: Backbone, onnx_path: Path) -> tuple[onnx.ModelProto, li
     full = onnx.load(str(onnx_path))
     if spec.fixed_input_size:
         dims = full.graph.input[0].type.tensor_type.shape.dim
-        spatial = (1, 2) if spec.layout.startswith("nhwc") else (2, 3)
+        spatial = (1, 2) if spec.nhwc_input else (2, 3)
         for name, axis in zip("hw", spatial, strict=True):
             dims[axis].dim_param = name
         del full.graph.value_info[:]
@@ -107,7 +121,7 @@ def backbone_graph(spec: Backbone, onnx_path: Path) -> tuple[onnx.ModelProto, li
 def feature_width(model: onnx.ModelProto, taps: list[str], spec: Backbone) -> int:
     """Pooled features per crop: mean and standard deviation of every tapped channel."""
     shapes = {v.name: v.type.tensor_type.shape for v in [*model.graph.value_info, *model.graph.output]}
-    channel_axis = 3 if spec.layout == "nhwc_rgb" else 1  # faceres: NHWC in, NCHW inside
+    channel_axis = 3 if spec.nhwc_taps else 1
     return sum(2 * shapes[t].dim[channel_axis].dim_value for t in taps)
 
 
@@ -145,23 +159,20 @@ def _pooled_features(
     bb_input = bb.graph.input[0].name
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = list(bb.graph.initializer)
-    if spec.layout in ("bgr_mean", "nhwc_bgr_caffe"):
-        mean = MEAN_BGR if spec.layout == "bgr_mean" else CAFFE_MEAN_BGR
-        centred = bb_input if spec.layout == "bgr_mean" else p + "centred"
+    prepared = batch  # NCHW RGB 0..255
+    if spec.mean_bgr is not None:
+        prepared = bb_input if not spec.nhwc_input else p + "centred"
         inits += [
             _const(p + "bgr", np.array([2, 1, 0], np.int64)),
-            _const(p + "mean", np.array(mean, np.float32).reshape(1, 3, 1, 1)),
+            _const(p + "mean", np.array(spec.mean_bgr, np.float32).reshape(1, 3, 1, 1)),
         ]
         nodes += [
             helper.make_node("Gather", [batch, p + "bgr"], [p + "bgr_in"], axis=1),
-            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [centred]),
+            helper.make_node("Sub", [p + "bgr_in", p + "mean"], [prepared]),
         ]
-        if spec.layout == "nhwc_bgr_caffe":
-            nodes.append(helper.make_node("Transpose", [centred], [bb_input], perm=[0, 2, 3, 1]))
-        spatial = [2, 3]  # both take NCHW taps
-    else:
-        nodes.append(helper.make_node("Transpose", [batch], [bb_input], perm=[0, 2, 3, 1]))
-        spatial = [1, 2]
+    if spec.nhwc_input:
+        nodes.append(helper.make_node("Transpose", [prepared], [bb_input], perm=[0, 2, 3, 1]))
+    spatial = [1, 2] if spec.nhwc_taps else [2, 3]
     nodes += list(bb.graph.node)
     pooled: list[str] = []
     for j, tap in enumerate(taps):
