@@ -7,6 +7,8 @@ fixed centre rule here (the real run uses the product's detector), so the test n
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ageguard.train.antispoof import augment  # noqa: E402
-from ageguard.train.antispoof.data import Sample, load_fas  # noqa: E402
+from ageguard.train.antispoof.data import LabelsError, Sample, load_fas, load_labelled  # noqa: E402
 from ageguard.train.antispoof.trainer import TrainConfig, run, split_by_subject  # noqa: E402
 from ageguard.vision.liveness import OnnxLivenessModel  # noqa: E402
 from ageguard.vision.types import Face  # noqa: E402
@@ -34,8 +36,6 @@ def centre_face(image: np.ndarray) -> list[Face]:
 
 def tiny(seed: int = 0) -> TrainConfig:
     return TrainConfig(seed=seed, passes=1, epochs=2, batch=16, utk_count=4, limit=3, val_share=0.34)
-
-
 
 
 @needs_data
@@ -147,3 +147,76 @@ def test_cv_markdown_has_ours_and_the_peer() -> None:
     text = folds.markdown({"folds": {"fas-dev minus X": fold}, "pooled": {"fas-dev": pooled}})
     assert "MiniFASNetV2" in text and "AgeGuard" in text and "print" in text
     assert "AgeGuard 1.00, MiniFASNetV2 2.00" in text
+
+
+def _own_captures(folder: Path, header: str, rows: list[str]) -> Path:
+    """A deployment's labelled folder in fas-dev's layout, with copies of a few fas-dev images."""
+    (folder / "images").mkdir(parents=True)
+    for row in rows:
+        name = row.split(",")[0]
+        source = DATA / "fas-dev" / "images" / name
+        if source.exists():
+            (folder / "images" / name).write_bytes(source.read_bytes())
+    (folder / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    return folder
+
+
+@needs_data
+def test_own_captures_train_as_their_own_source(tmp_path: Path) -> None:
+    from ageguard.train.antispoof.trainer import load_samples
+
+    # fas-dev's first real and fake rows, relabelled as a shop's own capture setup.
+    rows = [r.split(",") for r in (DATA / "fas-dev" / "labels.csv").read_text().splitlines()[1:]]
+    real = [r for r in rows if r[1] == "real"][:4]
+    fake = [r for r in rows if r[1] == "fake"][:4]
+    lines = [f"{r[0]},{r[1]},till-{i % 2}" for i, r in enumerate(real + fake)]
+    folder = _own_captures(tmp_path / "shop", "file,label,subject", lines)
+    cfg = replace(tiny(), extra=(str(folder),))
+    own = [s for s in load_samples(DATA, replace(cfg, limit=0)) if s.source == "shop"]
+    assert len(own) == 8 and sum(s.real for s in own) == 4
+    assert {s.subject for s in own} == {"shop:till-0", "shop:till-1"}
+    assert {s.attack for s in own if not s.real} == {"attack"}
+    assert {s.key for s in own} == {f"shop/{r[0]}" for r in real + fake}
+
+    result = run(DATA, tmp_path / "model", cfg, centre_face, log=lambda _: None)
+    meta = json.loads(result.policy_json.read_text())
+    assert meta["training"]["config"]["extra"] == [str(folder)]
+    # limit=3 per source and label: three of the shop's live faces and three of its attacks are in.
+    assert meta["training"]["images"] == len(load_samples(DATA, cfg))
+    assert sum(s.source == "shop" for s in load_samples(DATA, cfg)) == 6
+
+
+@needs_data
+@pytest.mark.parametrize(
+    ("header", "row", "message"),
+    [
+        ("file,source", "00000.jpg,shop", "missing column(s) label"),
+        ("file,label", "00000.jpg,reel", "line 2: label 'reel' is neither real (real, live, bonafide, 1)"),
+        ("file,label", "nowhere.jpg,real", "line 2: no image"),
+        ("file,label,subject", "00000.jpg", "line 2: label None is neither real"),
+    ],
+)
+def test_own_captures_with_bad_labels_are_refused_before_training(
+    tmp_path: Path, header: str, row: str, message: str
+) -> None:
+    import subprocess
+    import sys
+
+    folder = _own_captures(tmp_path / "shop", header, [row])
+    with pytest.raises(LabelsError, match=re.escape(message)):
+        load_labelled(folder)
+    ageguard = Path(sys.executable).with_name("ageguard")
+    cli = [str(ageguard), "train", "antispoof", "--extra", str(folder), "--out", str(tmp_path)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "antispoof.onnx").exists()
+
+
+def test_own_captures_labels_must_be_utf8_csv(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels.csv").write_bytes(b"file,label\n\xff\xfe\x00,real\n")
+    with pytest.raises(LabelsError, match="not a UTF-8 CSV file"):
+        load_labelled(tmp_path)
+    with pytest.raises(LabelsError, match="not found"):
+        load_labelled(tmp_path / "elsewhere")

@@ -84,13 +84,27 @@ def train_antispoof(
     box_cache: Annotated[
         Path | None, typer.Option(help="JSON cache of detected face boxes (boxes only, no pixels).")
     ] = None,
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of your own labelled captures, in fas-dev's layout (images/ and labels.csv: "
+            "file,label[,attack_type,source,subject]); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed)."""
     try:
+        from ageguard.train.antispoof.data import LabelsError, load_labelled
         from ageguard.train.antispoof.trainer import TrainConfig, run
     except ImportError as exc:  # torch missing
         typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
         raise typer.Exit(2) from exc
+    for folder in extra or ():
+        try:  # checked before the long run starts
+            load_labelled(folder)
+        except LabelsError as exc:
+            typer.echo(f"--extra: {exc}", err=True)
+            raise typer.Exit(2) from exc
     from ageguard.vision.detection.retinaface import RetinaFaceDetector
 
     cfg = TrainConfig(
@@ -105,6 +119,7 @@ def train_antispoof(
         limit=limit,
         exclude_sources=tuple(exclude_source or ()),
         exclude_subjects=tuple(exclude_subject or ()),
+        extra=tuple(str(folder.resolve()) for folder in extra or ()),
     )
     root = data or _default_data()
     if not (root / "fas-dev").exists():

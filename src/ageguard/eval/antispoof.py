@@ -33,6 +33,10 @@ from ageguard.vision.types import Face, RGBImage
 PEER_FILE = "MiniFASNetV2_2.7_80x80.onnx"
 PEER_NAME = "MiniFASNetV2 (peer)"
 OURS_NAME = "AgeGuard"
+# The words a labels.csv may use for its classes, here and in training (which refuses any other word,
+# so that a typo does not become an attack).
+REAL_LABELS = ("real", "live", "bonafide", "1")
+FAKE_LABELS = ("fake", "spoof", "attack", "0")
 
 
 # ---------------------------------------------------------------- labels and results
@@ -48,12 +52,15 @@ class Label:
 
 
 def read_labels(path: Path) -> list[Label]:
+    def is_real(row: dict[str, str]) -> bool:
+        return row["label"].strip().lower() in REAL_LABELS
+
     with path.open(newline="") as fh:
         return [
             Label(
                 row["file"],
-                row["label"].strip().lower() in ("real", "live", "bonafide", "1"),
-                row.get("attack_type") or ("none" if row["label"].strip().lower() == "real" else "attack"),
+                is_real(row),
+                row.get("attack_type") or ("none" if is_real(row) else "attack"),
                 row.get("source") or path.parent.name,
                 row.get("subject") or "",
             )

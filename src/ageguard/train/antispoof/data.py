@@ -1,7 +1,8 @@
 """The labelled images, their face boxes and the crops the network trains on.
 
 Images are read from the shared development sets (never copied): ``fas-dev`` and ``nuaa-dev`` for
-real and attack faces, ``utkface-dev`` for extra genuine faces. Each image is decoded once, its face
+real and attack faces, ``utkface-dev`` for extra genuine faces, plus any folders of a deployment's own
+labelled captures in fas-dev's layout (``load_labelled``). Each image is decoded once, its face
 found with the product's detector (boxes may be cached in a small JSON file: boxes only, no pixels),
 and reduced to the two liveness crops at ``CANVAS`` px, held in memory only.
 """
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from ageguard.eval.antispoof import FAKE_LABELS, REAL_LABELS
 from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, Box, crop, scaled_box
 from ageguard.vision.types import Face, RGBImage
 
@@ -37,22 +39,59 @@ class Sample:
 
     @property
     def key(self) -> str:
-        return f"{self.path.parent.parent.name}/{self.path.name}"
+        """The image's name in the box cache: ``<set>/<file>``, its path under its set's ``images/``."""
+        images = next((p for p in self.path.parents if p.name == "images"), None)
+        if images is None:
+            return str(self.path)
+        return f"{images.parent.name}/{self.path.relative_to(images).as_posix()}"
+
+
+class LabelsError(ValueError):
+    """A labelled folder that cannot be read: says which file, row and field."""
+
+
+def load_labelled(folder: Path) -> list[Sample]:
+    """A folder in fas-dev's layout: ``images/`` and ``labels.csv``.
+
+    Columns: ``file`` and ``label`` (``real`` or ``fake``, or a word of ``REAL_LABELS`` / ``FAKE_LABELS``);
+    optionally ``attack_type``, ``source`` (default: the folder's name) and ``subject`` (default: the file,
+    every image its own subject; give it so that the validation split is subject-disjoint).
+    """
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise LabelsError(f"{labels}: not found")
+    try:
+        with labels.open(newline="", encoding="utf-8") as fh:
+            return _labelled_rows(folder, labels, csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise LabelsError(f"{labels}: not a UTF-8 CSV file ({exc})") from exc
+
+
+def _labelled_rows(folder: Path, labels: Path, reader: csv.DictReader[str]) -> list[Sample]:
+    missing = {"file", "label"} - set(reader.fieldnames or ())
+    if missing:
+        raise LabelsError(f"{labels}: missing column(s) {', '.join(sorted(missing))}")
+    samples = []
+    for line, row in enumerate(reader, start=2):
+        word = (row["label"] or "").strip().lower()
+        if word not in REAL_LABELS + FAKE_LABELS:
+            raise LabelsError(
+                f"{labels} line {line}: label {row['label']!r} is neither real "
+                f"({', '.join(REAL_LABELS)}) nor fake ({', '.join(FAKE_LABELS)})"
+            )
+        path = folder / "images" / (row["file"] or "")
+        if not row["file"] or not path.is_file():
+            raise LabelsError(f"{labels} line {line}: no image {path}")
+        source = row.get("source") or folder.name
+        real = word in REAL_LABELS
+        attack = row.get("attack_type") or ("none" if real else "attack")
+        subject = f"{source}:{row.get('subject') or row['file']}"
+        samples.append(Sample(path, real, attack, source, subject))
+    return samples
 
 
 def load_fas(root: Path) -> list[Sample]:
-    folder = root / "fas-dev"
-    with (folder / "labels.csv").open(newline="") as fh:
-        return [
-            Sample(
-                folder / "images" / row["file"],
-                row["label"] == "real",
-                row["attack_type"],
-                row["source"],
-                f"{row['source']}:{row['subject']}",
-            )
-            for row in csv.DictReader(fh)
-        ]
+    return load_labelled(root / "fas-dev")
 
 
 def load_nuaa(root: Path) -> list[Sample]:

@@ -44,6 +44,7 @@ from ageguard.train.antispoof.data import (
     build_crops,
     find_boxes,
     load_fas,
+    load_labelled,
     load_nuaa,
     load_utk,
 )
@@ -85,6 +86,8 @@ class TrainConfig:
     exclude_sources: tuple[str, ...] = ()
     exclude_subjects: tuple[str, ...] = ()
     limit: int = 0  # use at most this many images per (source, label): tiny runs for tests
+    # Folders of labelled images in fas-dev's layout (a deployment's own captures), trained on as sources.
+    extra: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- data
@@ -92,6 +95,7 @@ class TrainConfig:
 
 def load_samples(root: Path, cfg: TrainConfig) -> list[Sample]:
     samples = load_fas(root) + load_nuaa(root) + load_utk(root, cfg.utk_count, cfg.seed)
+    samples += [s for folder in cfg.extra for s in load_labelled(Path(folder))]
     samples = [
         s for s in samples if s.source not in cfg.exclude_sources and s.subject not in cfg.exclude_subjects
     ]
