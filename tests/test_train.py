@@ -193,7 +193,7 @@ def test_own_captures_train_as_their_own_source(tmp_path: Path) -> None:
         ("file,source", "00000.jpg,shop", "missing column(s) label"),
         ("file,label", "00000.jpg,reel", "line 2: label 'reel' is neither real (real, live, bonafide, 1)"),
         ("file,label", "nowhere.jpg,real", "line 2: no image"),
-        ("file,label,subject", "00000.jpg", "line 2: label None is neither real"),
+        ("file,label,subject", "00000.jpg", "line 2: no label"),
     ],
 )
 def test_own_captures_with_bad_labels_are_refused_before_training(

@@ -126,7 +126,11 @@ def train_antispoof(
         typer.echo(f"no fas-dev/ under {root}", err=True)
         raise typer.Exit(2)
     detector = RetinaFaceDetector()
-    result = run(root, out or _default_out(), cfg, detector.detect, box_cache, typer.echo)
+    try:
+        result = run(root, out or _default_out(), cfg, detector.detect, box_cache, typer.echo)
+    except LabelsError as exc:  # the shared sets' own labels
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     typer.echo(f"model {result.onnx}, policy {result.policy_json}, validation AUC {result.val_auc:.4f}")
 
 

@@ -74,6 +74,8 @@ def _labelled_rows(folder: Path, labels: Path, reader: csv.DictReader[str]) -> l
     samples = []
     for line, row in enumerate(reader, start=2):
         word = (row["label"] or "").strip().lower()
+        if not word:
+            raise LabelsError(f"{labels} line {line}: no label")
         if word not in REAL_LABELS + FAKE_LABELS:
             raise LabelsError(
                 f"{labels} line {line}: label {row['label']!r} is neither real "
