@@ -175,6 +175,35 @@ def test_missing_model_is_service_unavailable(tmp_path: Path) -> None:
     assert err.value.code == "SERVICE_UNAVAILABLE"
 
 
+def test_settings_point_the_service_at_a_retrained_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AGEGUARD_LIVENESS_MODEL_DIR: a deployment serves its own `train antispoof --out` folder."""
+    from ageguard.settings import Settings
+    from ageguard.vision.liveness import load_liveness_model
+
+    for name in ("antispoof.json", "antispoof.onnx"):
+        shutil.copy(MODEL_DIR / name, tmp_path / name)
+    meta = json.loads((tmp_path / "antispoof.json").read_text())
+    # A stricter medium level than the shipped one, so the verdict shows which policy is in use.
+    meta["levels"]["medium"] = {"threshold": 0.9999, "lower": 0.9998, "upper": 0.99995}
+    (tmp_path / "antispoof.json").write_text(json.dumps(meta))
+    monkeypatch.setenv("AGEGUARD_LIVENESS_MODEL_DIR", str(tmp_path))
+    model = load_liveness_model(Settings())
+    assert model.policy.levels["medium"].threshold == 0.9999
+    box = centred_box(640, 480, 220)
+    image = face_canvas(640, 480, box)
+    shipped = load_liveness_model(Settings(liveness_model_dir=None))
+    scored = model.verdict(image, make_face(box), "medium")
+    assert scored.score == pytest.approx(shipped.verdict(image, make_face(box), "medium").score)
+    assert scored.score < 0.9998 and scored.prediction == "fake"
+
+    monkeypatch.setenv("AGEGUARD_LIVENESS_MODEL_DIR", str(tmp_path / "missing"))
+    with pytest.raises(AgeGuardError) as err:
+        load_liveness_model(Settings())
+    assert err.value.code == "SERVICE_UNAVAILABLE"
+
+
 # ---------------------------------------------------------------- metrics
 
 

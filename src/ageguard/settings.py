@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     # Age.
     max_st_dev: float = 6.0
 
+    # Liveness: a folder holding antispoof.onnx + antispoof.json from `ageguard train antispoof --out`
+    # (e.g. retrained with a deployment's own captures, `--extra`); None: the model shipped in the package.
+    liveness_model_dir: Path | None = None
+
     # Threads per onnxruntime session (0: onnxruntime's default, all cores). Batch jobs that run one
     # process per core set 1.
     onnx_threads: int = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ageguard.vision.liveness.base import DecisionPolicy, LivenessModel, QualityGate, Scored
-from ageguard.vision.liveness.model import OnnxLivenessModel
+from ageguard.vision.liveness.model import MODEL_DIR, OnnxLivenessModel
 
 if TYPE_CHECKING:
     from ageguard.settings import Settings
@@ -25,6 +25,8 @@ __all__ = [
 
 
 def load_liveness_model(settings: Settings | None = None) -> LivenessModel:
-    """The shipped liveness model; raises ``AgeGuardError(SERVICE_UNAVAILABLE)`` if its files are unusable."""
-    threads = int(getattr(settings, "onnx_threads", 0) or 0) if settings is not None else 0
-    return OnnxLivenessModel(threads=threads or 1)
+    """The shipped liveness model, or the one in ``settings.liveness_model_dir``; raises
+    ``AgeGuardError(SERVICE_UNAVAILABLE)`` if its files are unusable."""
+    if settings is None:
+        return OnnxLivenessModel()
+    return OnnxLivenessModel(settings.liveness_model_dir or MODEL_DIR, threads=settings.onnx_threads or 1)
