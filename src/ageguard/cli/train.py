@@ -94,17 +94,11 @@ def train_antispoof(
 ) -> None:
     """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed)."""
     try:
-        from ageguard.train.antispoof.data import LabelsError, load_labelled
+        from ageguard.train.antispoof.data import LabelsError
         from ageguard.train.antispoof.trainer import TrainConfig, run
     except ImportError as exc:  # torch missing
         typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
         raise typer.Exit(2) from exc
-    for folder in extra or ():
-        try:  # checked before the long run starts
-            load_labelled(folder)
-        except LabelsError as exc:
-            typer.echo(f"--extra: {exc}", err=True)
-            raise typer.Exit(2) from exc
     from ageguard.vision.detection.retinaface import RetinaFaceDetector
 
     cfg = TrainConfig(
@@ -128,7 +122,7 @@ def train_antispoof(
     detector = RetinaFaceDetector()
     try:
         result = run(root, out or _default_out(), cfg, detector.detect, box_cache, typer.echo)
-    except LabelsError as exc:  # the shared sets' own labels
+    except LabelsError as exc:  # raised by the first step, reading the labels, before any long work
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"model {result.onnx}, policy {result.policy_json}, validation AUC {result.val_auc:.4f}")
