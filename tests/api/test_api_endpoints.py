@@ -50,8 +50,17 @@ def test_response_shapes(api) -> None:
         (17.99, 2.0, 18, "OVER", "fail"),
         (17.99, 2.0, 18, "UNDER", "pass"),
         (18.0, 2.0, 18, "under", "fail"),
-        (40.0, 6.5, 18, "OVER", "fail"),  # st_dev above max_st_dev fails both ways
-        (10.0, 6.5, 18, "UNDER", "fail"),
+        # st_dev above max_st_dev (6.0) fails only where 2 st_dev could reach across the threshold
+        (31.0, 6.5, 18, "OVER", "pass"),  # 31 - 13 = 18 >= 18
+        (30.99, 6.5, 18, "OVER", "fail"),  # 30.99 - 13 < 18
+        (31.0, 6.5, 18, "UNDER", "fail"),
+        (5.0, 6.5, 18, "UNDER", "fail"),  # 5 + 13 = 18 is not < 18
+        (4.99, 6.5, 18, "UNDER", "pass"),
+        (17.0, 6.5, 18, "OVER", "fail"),  # wrong side of the threshold fails whatever st_dev says
+        (19.0, 6.0, 18, "OVER", "pass"),  # st_dev == max_st_dev is precise enough
+        (19.0, 6.01, 18, "OVER", "fail"),
+        (17.0, 6.0, 18, "UNDER", "pass"),
+        (17.0, 6.01, 18, "UNDER", "fail"),
         (30.0, 2.0, "25", "Over", "pass"),  # numeric string, any case
     ],
 )

@@ -63,7 +63,7 @@ def test_every_endpoint(drive, live: LiveServer, sdk: str) -> None:
     assert_age(age_result["body"]["age"])
     age, st_dev = age_result["body"]["age"]["age"], age_result["body"]["age"]["st_dev"]
     below = max(1, math.floor(age) - 5)  # the face is clearly over `below`
-    confident = st_dev <= 6.0
+    confident = st_dev <= 6.0 or age - 2 * st_dev >= below  # docs/api.md, "The age check"
 
     results = drive(
         sdk,

@@ -204,11 +204,17 @@ def parse_request(raw: bytes, spec: EndpointSpec) -> AnalysisRequest:
 
 
 def age_check(age: float, st_dev: float, threshold: int, operator: Operator, max_st_dev: float) -> str:
-    """SPEC: OVER passes iff age >= threshold, UNDER iff age < threshold; st_dev > max_st_dev fails both."""
-    if st_dev > max_st_dev:
-        return "fail"
-    passed = age >= threshold if operator == "OVER" else age < threshold
-    return "pass" if passed else "fail"
+    """Whether the estimate passes the check; docs/api.md "The age check".
+
+    OVER passes iff ``age >= threshold`` and the estimate is either precise enough (``st_dev <=
+    max_st_dev``) or clear of the threshold by two standard deviations (``age - 2 st_dev >= threshold``);
+    UNDER likewise with ``age < threshold`` and ``age + 2 st_dev < threshold``. A wide st_dev so fails
+    only where it could change the outcome: a 45-year-old with st_dev 7 passes an over-18 check.
+    """
+    precise = st_dev <= max_st_dev
+    if operator == "OVER":
+        return "pass" if age >= threshold and (precise or age - 2 * st_dev >= threshold) else "fail"
+    return "pass" if age < threshold and (precise or age + 2 * st_dev < threshold) else "fail"
 
 
 # ------------------------------------------------------------------------------------------- OpenAPI
