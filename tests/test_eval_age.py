@@ -33,14 +33,17 @@ def test_metrics_bands_thresholds_and_coverage() -> None:
     assert failures == {"FACE_NOT_FOUND": 1}
     assert report["n"] == 3
     assert report["mae"] == pytest.approx((11 + 1 + 6) / 3)
-    assert report["bands"]["13-17"] == {"n": 1, "mae": 11.0}
+    assert report["bands"]["13-17"] == {
+        "n": 1, "mae": 11.0, "coverage_1sd": 0.0, "coverage_2sd": 0.0, "mean_st_dev": 4.0
+    }
+    assert report["bands"]["0-12"]["coverage_2sd"] == 1.0 and report["bands"]["0-12"]["coverage_1sd"] == 0.0
     assert report["share_13_17_estimated_ge_25"] == 1.0
     assert report["share_6_11_estimated_ge_13"] == 1.0
     assert report["share_25plus_estimated_lt_25"] == 0.0
     assert report["coverage_1sd"] == pytest.approx(1 / 3)
     assert report["coverage_2sd"] == pytest.approx(2 / 3)
     assert report["gender"]["female"]["n"] == 2
-    assert "| age 13-17 | 1 | 11.00 |" in markdown(report)
+    assert "| age 13-17 | 1 | 11.00 | 0.0% | 0.0% | 4.00 |" in markdown(report)
 
 
 def test_eval_age_command_writes_its_report(tmp_path: Path) -> None:

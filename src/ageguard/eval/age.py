@@ -70,7 +70,13 @@ def metrics(rows: Sequence[Scored], failures: dict[str, int]) -> dict[str, Any]:
     for name, low, high in BANDS:
         mask = (truth >= low) & (truth <= high)
         if mask.any():
-            bands[name] = {"n": int(mask.sum()), "mae": float(err[mask].mean())}
+            bands[name] = {
+                "n": int(mask.sum()),
+                "mae": float(err[mask].mean()),
+                "coverage_1sd": float((err[mask] <= sigma[mask]).mean()),
+                "coverage_2sd": float((err[mask] <= 2 * sigma[mask]).mean()),
+                "mean_st_dev": float(sigma[mask].mean()),
+            }
     teen = (truth >= 13) & (truth <= 17)
     child = (truth >= 6) & (truth <= 11)
     adult = truth >= 25
@@ -118,14 +124,19 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"faces scored: {report['n']}; failures: {report['failures'] or 'none'}",
         "",
-        "| slice | n | MAE |",
-        "|---|---|---|",
-        f"| all | {report['n']} | {report['mae']:.2f} |",
+        "| slice | n | MAE | within 1 st_dev | within 2 st_dev | mean st_dev |",
+        "|---|---|---|---|---|---|",
+        f"| all | {report['n']} | {report['mae']:.2f} | {_pct(report['coverage_1sd'])} "
+        f"| {_pct(report['coverage_2sd'])} | {report['mean_st_dev']:.2f} |",
     ]
-    for section in ("bands", "gender", "race"):
+    for name, cell in report["bands"].items():
+        lines.append(
+            f"| age {name} | {cell['n']} | {cell['mae']:.2f} | {_pct(cell['coverage_1sd'])} "
+            f"| {_pct(cell['coverage_2sd'])} | {cell['mean_st_dev']:.2f} |"
+        )
+    for section in ("gender", "race"):
         for name, cell in report[section].items():
-            kind = "age" if section == "bands" else section
-            lines.append(f"| {kind} {name} | {cell['n']} | {cell['mae']:.2f} |")
+            lines.append(f"| {section} {name} | {cell['n']} | {cell['mae']:.2f} | | | |")
     lines += [
         "",
         "| threshold error | share |",

@@ -97,7 +97,7 @@ def face_brightness(face: Face, image: RGBImage) -> float:
 
 
 def face_quality(face: Face, image: RGBImage) -> dict[str, float]:
-    """Cheap quality measures of one face, for the age ensemble's st_dev.
+    """Cheap quality measures of one face, for the age estimate's st_dev.
 
     - ``sharpness``: variance of the 4-neighbour Laplacian of the face's luma (0..255 scale), on the
       face box resampled to 96x96 (so a small, upscaled face reads as blurred, and the value does not

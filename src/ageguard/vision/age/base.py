@@ -1,4 +1,4 @@
-"""The interface every age network implements; the ensemble combines their outputs."""
+"""The interface every age network implements; the estimator feeds their outputs to the age head."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The network (A. V. Savchenko, HSE_FaceRec_tf) classifies age into 100 classes, ages 1..100. It was
 trained on Caffe/Keras-style inputs: BGR channel order, the ImageNet channel means subtracted, no
 scaling. The estimate is the mean of the predicted distribution and its spread the distribution's
-standard deviation. The full distribution is exposed too, for the ensemble.
+standard deviation. The full distribution and the pooled descriptor are exposed too, for the age head.
 """
 
 from __future__ import annotations

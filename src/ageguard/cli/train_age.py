@@ -1,0 +1,82 @@
+"""``ageguard train age``: AgeGuard's own age head (needs the ``[train]`` extra)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ageguard.cli.train import _default_data, train_app
+
+
+def _default_pool() -> Path:
+    return Path(os.environ.get("AGEGUARD_AGE_POOL", Path.home() / ".cache" / "ageguard-data" / "age"))
+
+
+@train_app.command("age")
+def train_age(
+    pool: Annotated[
+        Path | None,
+        typer.Option(
+            help="An age pool (images/ + labels.csv: file,age,gender,race,source,identity), as built by "
+            "../shared/datasets/recipes/age_pool.py (default $AGEGUARD_AGE_POOL, "
+            "else ~/.cache/ageguard-data/age)."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Folder holding utkface-dev/ (reported, never trained on).")
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Feature cache (numbers only; default ~/.cache/ageguard-data/age-features)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where age_head.onnx and age_head.json go (default: the shipped pair)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 0,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Train every variant and ship the best on validation.")
+    ] = False,
+    source: Annotated[list[str] | None, typer.Option(help="Only this pool source (repeatable).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs (smoke runs).")] = None,
+    report: Annotated[Path, typer.Option("--json", help="The JSON report.")] = Path("reports/train-age.json"),
+) -> None:
+    """Train the age head on the frozen networks' features; report per source on unseen parts."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    from ageguard.train.age import run as age_run
+    from ageguard.train.age.features import AgeLabelsError
+    from ageguard.vision.age.estimator import HEAD_DIR
+
+    pool_dir = pool or _default_pool()
+    if not (pool_dir / "labels.csv").exists():
+        typer.echo(f"no labels.csv in {pool_dir}: build the pool with recipes/age_pool.py", err=True)
+        raise typer.Exit(2)
+    evals = {}
+    utk_dev = (data or _default_data()) / "utkface-dev"
+    if (utk_dev / "labels.csv").exists():
+        evals["utkface-dev"] = utk_dev
+    try:
+        result = age_run.run(
+            pool_dir,
+            evals,
+            cache or Path.home() / ".cache" / "ageguard-data" / "age-features",
+            out or HEAD_DIR,
+            seed,
+            compare,
+            typer.echo,
+            sources=source or None,
+            epochs=epochs,
+        )
+    except AgeLabelsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    age_run.write_report(result, report)
+    typer.echo(age_run.markdown(result.report))
+    typer.echo(f"report written to {report}")
