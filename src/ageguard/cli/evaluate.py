@@ -31,9 +31,19 @@ def eval_age(
         "reports/eval-age.json"
     ),
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core).")] = 0,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Only this part of a pool (train, val or test; `ageguard train age` splits)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw estimated vs true age into this PNG.")] = None,
 ) -> None:
-    """MAE per age band, gender and race; threshold errors; st_dev coverage."""
+    """MAE per age band (per source where the labels say), gender and race; threshold errors; st_dev
+    coverage per band; the share of true 31+ passing an over-18 check."""
     truth = age_eval.read_labels(labels)
+    if split is not None:
+        from ageguard.train.age.splits import split_of
+
+        truth = {f: lab for f, lab in truth.items() if split_of(lab.source, f, lab.identity) == split}
     if predictions is not None:
         results = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
     else:
@@ -44,11 +54,16 @@ def eval_age(
     if not rows:
         typer.echo("no labelled image could be scored", err=True)
         raise typer.Exit(1)
-    summary = age_eval.metrics(rows, failures)
+    summary = age_eval.by_source(rows, failures)
     Console().print(Markdown(age_eval.markdown(summary)))
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(summary, indent=2) + "\n")
     typer.echo(f"report written to {report}")
+    if plot is not None:
+        from ageguard.eval.age_plot import plot_estimates
+
+        plot_estimates(rows, plot, f"AgeGuard age estimate: {labels.parent.name} ({len(rows)} faces)")
+        typer.echo(f"plot written to {plot}")
 
 
 # `ageguard eval antispoof` is the liveness evaluation that lives with its training code (cli/train.py).

@@ -28,6 +28,8 @@ class Label:
     age: int
     gender: str
     race: str
+    source: str = ""
+    identity: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +39,46 @@ class Scored:
     race: str
     age: float
     st_dev: float
+    source: str = ""
 
 
 def read_labels(path: Path) -> dict[str, Label]:
+    """``file,age[,gender,race,source,identity]`` rows (utkface-dev's columns or the age pool's)."""
     with path.open(newline="") as handle:
         return {
-            row["file"]: Label(int(float(row["age"])), row.get("gender", ""), row.get("race", ""))
+            row["file"]: Label(
+                int(float(row["age"])),
+                row.get("gender") or "",
+                row.get("race") or "",
+                row.get("source") or "",
+                row.get("identity") or "",
+            )
             for row in csv.DictReader(handle)
         }
+
+
+def by_source(rows: Sequence[Scored], failures: dict[str, int]) -> dict[str, Any]:
+    """Overall metrics, and each source's own where the labels name more than one."""
+    report = metrics(rows, failures)
+    sources = sorted({r.source for r in rows if r.source})
+    if len(sources) > 1:
+        report["sources"] = {s: metrics([r for r in rows if r.source == s], {}) for s in sources}
+    return report
+
+
+def _over_18_pass(pred: np.ndarray, sigma: np.ndarray, mask: np.ndarray) -> float | None:
+    """Share of ``mask`` whose estimate passes ``/age-verify`` OVER 18 at the default max_st_dev."""
+    from ageguard.api.schemas import age_check
+    from ageguard.settings import Settings
+
+    if not mask.any():
+        return None
+    limit = Settings.model_fields["max_st_dev"].default
+    passed = [
+        age_check(float(a), float(s), 18, "OVER", limit) == "pass"
+        for a, s in zip(pred[mask], sigma[mask], strict=True)
+    ]
+    return float(np.mean(passed))
 
 
 def _share(mask: np.ndarray, condition: np.ndarray) -> float | None:
@@ -92,6 +126,7 @@ def metrics(rows: Sequence[Scored], failures: dict[str, int]) -> dict[str, Any]:
         "share_13_17_estimated_ge_21": _share(teen, pred >= 21),
         "share_6_11_estimated_ge_13": _share(child, pred >= 13),
         "share_25plus_estimated_lt_25": _share(adult, pred < 25),
+        "over_18_pass_31plus": _over_18_pass(pred, sigma, truth >= 31),
         "coverage_1sd": float((err <= sigma).mean()) if len(rows) else None,
         "coverage_2sd": float((err <= 2 * sigma).mean()) if len(rows) else None,
         "mean_st_dev": float(sigma.mean()) if len(rows) else None,
@@ -110,7 +145,14 @@ def join(labels: dict[str, Label], results: Iterable[dict[str, Any]]) -> tuple[l
             failures[result["error_code"]] = failures.get(result["error_code"], 0) + 1
             continue
         rows.append(
-            Scored(label.age, label.gender, label.race, float(result["age"]), float(result["st_dev"]))
+            Scored(
+                label.age,
+                label.gender,
+                label.race,
+                float(result["age"]),
+                float(result["st_dev"]),
+                label.source,
+            )
         )
     return rows, failures
 
@@ -148,5 +190,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"| \\|error\\| <= st_dev | {_pct(report['coverage_1sd'])} |",
         f"| \\|error\\| <= 2 st_dev | {_pct(report['coverage_2sd'])} |",
         f"| mean st_dev | {report['mean_st_dev']:.2f} |",
+        f"| true 31+ passing OVER 18 (max_st_dev default) | {_pct(report['over_18_pass_31plus'])} |",
     ]
+    for source, sub in report.get("sources", {}).items():
+        lines += ["", f"**source {source}**", "", markdown(sub)]
     return "\n".join(lines) + "\n"
