@@ -24,6 +24,11 @@ from ageguard.settings import Settings, get_settings
 LOCAL_APP_NAME = "local"
 
 
+def default_workers() -> int:
+    """Worker processes when ``--workers`` is not given."""
+    return 1
+
+
 def _client_url(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     if ":" in shown and not shown.startswith("["):
@@ -96,7 +101,9 @@ def _metrics_dir(settings: Settings, workers: int) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: see default_workers).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     models: Annotated[bool, typer.Option(help="Ensure the model assets before serving.")] = True,
 ) -> None:
@@ -113,6 +120,8 @@ def serve(
         except ModelStoreError as exc:
             typer.echo(f"error: {exc} (run `ageguard models install`)", err=True)
             raise typer.Exit(1) from exc
+    if workers is None:
+        workers = default_workers()
     url = _client_url(host, port)
     local = ensure_local_app(settings, url)
     if local is not None:
