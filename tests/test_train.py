@@ -124,29 +124,158 @@ def test_onnx_graph_matches_the_head(tmp_path: Path, backbone: str) -> None:
     np.testing.assert_allclose(served, score_features(head, std, feats), rtol=1e-4, atol=1e-5)
 
 
-def test_folds_cover_every_source_and_subject() -> None:
+def test_single_setup_sources_are_split_as_whole_setups() -> None:
+    """Webcam-pool sources (one setup each, source = subject) go to validation whole, never split."""
+    samples = [
+        Sample(
+            Path(f"/d/webcam/images/w{i % 10}_{i}.jpg"),
+            i % 2 == 0,
+            "none",
+            f"w{i % 10}",
+            f"w{i % 10}:w{i % 10}",
+        )
+        for i in range(100)
+    ]
+    samples += [
+        Sample(Path(f"/d/fas-dev/images/{i}.jpg"), i % 2 == 0, "none", "F", f"F:{i % 6}") for i in range(30)
+    ]
+    assert {s.family for s in samples} == {"webcam", "fas-dev"}
+    train, val = split_by_subject(samples, 0.2, 0)
+    val_setups = {samples[i].source for i in val if samples[i].family == "webcam"}
+    assert len(val_setups) == 2
+    assert not val_setups & {samples[i].source for i in train}
+    assert {samples[i].subject for i in val if samples[i].source == "F"}  # fas-dev: subjects, as before
+
+
+def _tiny_table(tmp_path: Path, cfg: TrainConfig):  # type: ignore[no-untyped-def]
+    from ageguard.eval.antispoof import find_peer
+    from ageguard.train.antispoof import features
+    from ageguard.train.antispoof.trainer import load_samples
+
+    samples = load_samples(DATA, cfg)
+    cache = tmp_path / "features"
+    return features.build(
+        samples,
+        cfg,
+        cache,
+        centre_face,
+        peer_path=find_peer(),
+        box_cache=cache / "boxes.json",
+        log=lambda _: None,
+    )
+
+
+@needs_data
+def test_feature_cache_is_read_back_not_recomputed(tmp_path: Path) -> None:
+    from ageguard.train.antispoof import features
+
+    cfg = tiny()
+    first = _tiny_table(tmp_path, cfg)
+    calls: list[int] = []
+
+    def counting(image: np.ndarray) -> list[Face]:
+        calls.append(1)
+        return centre_face(image)
+
+    from ageguard.train.antispoof.trainer import load_samples
+
+    again = features.build(load_samples(DATA, cfg), cfg, tmp_path / "features", counting, peer_path=None)
+    assert not calls  # every source's file was there
+    np.testing.assert_array_equal(first.clean, again.clean)
+    np.testing.assert_array_equal(first.aug.x, again.aug.x)
+    assert len(first.aug.real) == cfg.passes * len(first.samples)
+    assert not np.isnan(first.peer_score).any()
+    assert {s.source for s in first.samples} >= {"CASIA-FASD", "NUAA", "UTKFace"}
+
+
+@needs_data
+def test_folds_hold_out_every_source_and_score_as_served(tmp_path: Path) -> None:
+    """A fold's held-out scores from the cached features are what the exported model serves."""
+    from ageguard.eval.antispoof import Peer, find_peer
     from ageguard.train.antispoof import folds
+    from ageguard.vision.liveness.base import face_quality
+    from ageguard.vision.liveness.crops import quality_crop
 
-    names = [name for name, _, _ in folds.folds()]
-    assert len(names) == len(folds.FAS_SOURCES) + len(folds.NUAA_FOLDS)
-    held = [s for _, _, o in folds.folds() for s in o.get("exclude_subjects", ())]
-    assert sorted(held) == [f"NUAA:000{i}" for i in range(1, 8)]
+    cfg = tiny()
+    table = _tiny_table(tmp_path, cfg)
+    report = folds.run_folds(table, cfg, log=lambda _: None)
+    assert list(report["folds"]) == [*folds.FAS_SOURCES, "NUAA"]  # UTKFace (live only) is never held out
+    assert set(report["pooled"]) == {"fas-dev", "nuaa-dev"}
+    text = folds.markdown(report)
+    assert "MiniFASNetV2" in text and "| NUAA (nuaa-dev) |" in text
+    assert "NUAA held out: ACER" in folds.acceptance(report)
+    rows = {r["file"]: r for r in report["rows"]}
+    assert len(rows) == sum(s.source != "UTKFace" for s in table.samples + table.no_face)
+
+    # The final model from the same table, served: same scores as the head on the cached rows.
+    result = folds.train_final(table, tmp_path / "model", cfg, log=lambda _: None)
+    model = OnnxLivenessModel(result.onnx.parent)
+    fit = folds.fit(table, np.arange(len(table.samples)), cfg, log=lambda _: None)
+    from ageguard.train.antispoof.data import load_rgb
+    from ageguard.train.antispoof.trainer import score_features
+
+    peer = Peer(find_peer())
+    for i in (0, len(table.samples) // 2, len(table.samples) - 1):
+        image = np.asarray(load_rgb(table.samples[i].path))
+        face = centre_face(image)[0]
+        served = model.score(image, face)
+        cached = float(score_features(fit.head, fit.std, table.clean[i : i + 1])[0])
+        assert served.score == pytest.approx(cached, abs=1e-4)
+        q = face_quality(quality_crop(image, face.box), face)
+        np.testing.assert_allclose(table.quality[i], [q.face_px, q.brightness, q.sharpness], rtol=1e-5)
+        assert table.peer_score[i] == pytest.approx(
+            peer.predict(load_rgb(table.samples[i].path), face)[0], abs=1e-5
+        )
 
 
-def test_cv_markdown_has_ours_and_the_peer() -> None:
+def test_det_points_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
     from ageguard.eval import antispoof as ev
-    from ageguard.train.antispoof import folds
+    from ageguard.train.antispoof import curves, folds
 
-    rates = {**ev.rates(np.array([True, False]), ["real", "fake"]), "auc": 1.0}
-    fold = {
-        "ours": {lv: {"all": rates, "attack:print": rates} for lv in ("low", "medium", "high")},
-        "peer": {"all": rates, "attack:print": rates},
-        "ms_per_face": {ev.OURS_NAME: 1.0, ev.PEER_NAME: 2.0},
-    }
-    pooled = {"ours": {lv: {"all": rates} for lv in ("low", "medium", "high")}, "peer": {"all": rates}}
-    text = folds.markdown({"folds": {"fas-dev minus X": fold}, "pooled": {"fas-dev": pooled}})
-    assert "MiniFASNetV2" in text and "AgeGuard" in text and "print" in text
-    assert "AgeGuard 1.00, MiniFASNetV2 2.00" in text
+    scores = np.array([0.9, 0.8, 0.8, 0.3, 0.1])
+    real = np.array([True, False, True, False, False])
+    apcer, bpcer = curves.det_points(scores, real)
+    assert apcer[0] == 0 and bpcer[0] == 1 and apcer[-1] == 1 and bpcer[-1] == 0
+    assert list(zip(apcer, bpcer, strict=True))[2] == (pytest.approx(1 / 3), 0.0)  # 0.8 and above accepted
+    rows = [
+        {
+            "file": f"{i}",
+            "family": "webcam",
+            "source": f"s{i % 2}",
+            "real": bool(r),
+            "score": float(s),
+            "peer_score": float(1 - s),
+            "peer_real": bool(s < 0.5),
+            "quality_ok": True,
+        }
+        for i, (s, r) in enumerate(zip(scores, real, strict=True))
+    ]
+    from ageguard.vision.liveness.base import DecisionPolicy
+    from ageguard.vision.liveness.model import MODEL_DIR
+
+    policy = DecisionPolicy.from_json(json.loads((MODEL_DIR / "antispoof.json").read_text()))
+    policies = {"s0": policy, "s1": policy}
+    pooled = folds.pooled(
+        [
+            ev.Row(
+                r["file"],
+                r["real"],
+                "none",
+                r["source"],
+                "",
+                r["score"],
+                True,
+                r["peer_score"],
+                r["peer_real"],
+            )
+            for r in rows
+        ],
+        policies,
+    )
+    written = curves.plot({"rows": rows, "pooled": {"webcam": pooled}}, tmp_path)
+    assert [p.name for p in written] == ["antispoof-det-webcam.png"]
+    assert written[0].read_bytes()[:4] == b"\x89PNG"
 
 
 def _own_captures(folder: Path, header: str, rows: list[str]) -> Path:

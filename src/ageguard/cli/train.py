@@ -1,4 +1,5 @@
-"""``ageguard train antispoof`` (needs the ``[train]`` extra) and ``ageguard eval-antispoof``."""
+"""``ageguard train antispoof|antispoof-cv|antispoof-curves`` (training needs the ``[train]`` extra) and
+``ageguard eval antispoof``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,48 @@ BackboneOption = Annotated[
 CropSizeOption = Annotated[int | None, typer.Option(help="Both crops, pixels (default: the recipe's).")]
 ContextScaleOption = Annotated[float, typer.Option(help="Context crop: face box scaled by this.")]
 FaceScaleOption = Annotated[float, typer.Option(help="Face crop: face box scaled by this.")]
+ExtraOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="A folder of labelled captures in fas-dev's layout (images/ and labels.csv: "
+        "file,label[,attack_type,source,subject]), trained on as more sources; repeatable."
+    ),
+]
+FeaturesOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Cache folder of per-image backbone features (numbers only, no pixels): extracted once, "
+        "reused by every fold and run with the same backbone, crops, passes and seed."
+    ),
+]
+
+
+def _default_features() -> Path:
+    return Path.home() / ".cache" / "ageguard-data" / "antispoof-features"
+
+
+def _table(root: Path, cfg: object, features: Path, box_cache: Path | None, echo: object) -> object:
+    """Every image's features from the cache (extracted where missing), the peer's scores beside."""
+    from ageguard.eval.antispoof import find_peer
+    from ageguard.train.antispoof import features as feats
+    from ageguard.train.antispoof.trainer import TrainConfig, load_samples
+    from ageguard.vision.detection.retinaface import RetinaFaceDetector
+
+    assert isinstance(cfg, TrainConfig)
+    try:
+        peer: Path | None = find_peer()
+    except FileNotFoundError:
+        peer = None
+    samples = load_samples(root, cfg)
+    return feats.build(
+        samples,
+        cfg,
+        features,
+        RetinaFaceDetector().detect,
+        peer_path=peer,
+        box_cache=box_cache or features / "boxes.json",
+        log=echo,  # type: ignore[arg-type]
+    )
 
 
 def _backbone(name: str | None, default: str) -> str:
@@ -84,15 +127,13 @@ def train_antispoof(
     box_cache: Annotated[
         Path | None, typer.Option(help="JSON cache of detected face boxes (boxes only, no pixels).")
     ] = None,
-    extra: Annotated[
-        list[Path] | None,
-        typer.Option(
-            help="A folder of your own labelled captures, in fas-dev's layout (images/ and labels.csv: "
-            "file,label[,attack_type,source,subject]); repeatable."
-        ),
-    ] = None,
+    extra: ExtraOption = None,
+    features: FeaturesOption = None,
 ) -> None:
-    """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed)."""
+    """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed).
+
+    With --features, the frozen backbones' features come from that cache (the one `antispoof-cv` fills),
+    so the shipped model is trained on exactly the rows its folds were measured with."""
     try:
         from ageguard.train.antispoof.data import LabelsError
         from ageguard.train.antispoof.trainer import TrainConfig, run
@@ -119,9 +160,14 @@ def train_antispoof(
     if not (root / "fas-dev").exists():
         typer.echo(f"no fas-dev/ under {root}", err=True)
         raise typer.Exit(2)
-    detector = RetinaFaceDetector()
     try:
-        result = run(root, out or _default_out(), cfg, detector.detect, box_cache, typer.echo)
+        if features is not None:
+            from ageguard.train.antispoof import folds
+
+            table = _table(root, cfg, features, box_cache, typer.echo)
+            result = folds.train_final(table, out or _default_out(), cfg, typer.echo)  # type: ignore[arg-type]
+        else:
+            result = run(root, out or _default_out(), cfg, RetinaFaceDetector().detect, box_cache, typer.echo)
     except LabelsError as exc:  # raised by the first step, reading the labels, before any long work
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
@@ -130,27 +176,40 @@ def train_antispoof(
 
 @train_app.command("antispoof-cv")
 def train_antispoof_cv(
-    data: Annotated[Path | None, typer.Option(help="Folder holding fas-dev/ and nuaa-dev/.")] = None,
-    work: Annotated[Path, typer.Option(help="Where the fold models go.")] = Path("reports/antispoof-folds"),
-    report: Annotated[Path, typer.Option("--json", help="The JSON report.")] = Path(
+    data: Annotated[
+        Path | None, typer.Option(help="Folder holding fas-dev/, nuaa-dev/, utkface-dev/.")
+    ] = None,
+    extra: ExtraOption = None,
+    features: FeaturesOption = None,
+    report: Annotated[Path, typer.Option("--json", help="The JSON report (every held-out score).")] = Path(
         "reports/antispoof-cv.json"
     ),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     backbone: BackboneOption = None,
     crop_size: CropSizeOption = None,
-    fold: Annotated[list[str] | None, typer.Option(help="Run only folds whose name contains this.")] = None,
+    fold: Annotated[list[str] | None, typer.Option(help="Run only folds whose source contains this.")] = None,
     context_scale: ContextScaleOption = 1.3,
     face_scale: FaceScaleOption = 0.6,
+    passes: Annotated[int, typer.Option(help="Augmented passes over the training crops.")] = 3,
+    epochs: Annotated[int, typer.Option(help="Training epochs of the head.")] = 40,
+    utk: Annotated[int, typer.Option(help="UTKFace crops added as extra live faces.")] = 1500,
+    domain_weight: Annotated[float, typer.Option(help="Source-adversary weight (SSDG; 0: off).")] = 0.3,
+    limit: Annotated[
+        int, typer.Option(help="At most this many images per source and label (smoke runs).")
+    ] = 0,
     box_cache: Annotated[Path | None, typer.Option(help="JSON cache of detected face boxes.")] = None,
+    plots: Annotated[
+        Path | None, typer.Option(help="Also draw the DET curves (one PNG per source family) here.")
+    ] = None,
 ) -> None:
-    """Leave-one-source-out on fas-dev, leave-subjects-out on nuaa-dev, the peer beside (honest figures)."""
+    """Leave-one-source-out over every source (fas-dev's four, NUAA, each --extra setup), the peer beside."""
     try:
         from ageguard.train.antispoof import folds
+        from ageguard.train.antispoof.data import LabelsError
         from ageguard.train.antispoof.trainer import TrainConfig
     except ImportError as exc:
         typer.echo(f"training needs the [train] extra (pip install -e '.[train]'): {exc}", err=True)
         raise typer.Exit(2) from exc
-    from ageguard.vision.detection.retinaface import RetinaFaceDetector
 
     wanted = fold or []
     cfg = TrainConfig(
@@ -159,19 +218,50 @@ def train_antispoof_cv(
         crop_size=crop_size or TrainConfig.crop_size,
         context_scale=context_scale,
         face_scale=face_scale,
+        passes=passes,
+        epochs=epochs,
+        utk_count=utk,
+        domain_weight=domain_weight,
+        limit=limit,
+        extra=tuple(str(folder.resolve()) for folder in extra or ()),
     )
+    root = data or _default_data()
+    try:
+        table = _table(root, cfg, features or _default_features(), box_cache, typer.echo)
+    except LabelsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
     result = folds.run_folds(
-        data or _default_data(),
-        work,
+        table,  # type: ignore[arg-type]
         cfg,
-        RetinaFaceDetector().detect,
-        box_cache,
         only=lambda name: not wanted or any(w in name for w in wanted),
         log=typer.echo,
     )
     folds.write(result, report)
     typer.echo(folds.markdown(result))
+    typer.echo(folds.acceptance(result))
     typer.echo(f"report written to {report}")
+    if plots is not None:
+        from ageguard.train.antispoof import curves
+
+        for path in curves.plot(result, plots):
+            typer.echo(f"wrote {path}")
+
+
+@train_app.command("antispoof-curves")
+def train_antispoof_curves(
+    report: Annotated[Path, typer.Option("--report", help="An `antispoof-cv` JSON report.")] = Path(
+        "reports/antispoof-cv.json"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs (antispoof-det-<family>.png).")] = Path(
+        "docs"
+    ),
+) -> None:
+    """DET curves per source family from an `antispoof-cv` report: AgeGuard and the peer on one plot."""
+    from ageguard.train.antispoof import curves
+
+    for path in curves.plot_file(report, out):
+        typer.echo(f"wrote {path}")
 
 
 @app.command("eval-antispoof")

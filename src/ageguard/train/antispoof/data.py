@@ -45,6 +45,12 @@ class Sample:
             return str(self.path)
         return f"{images.parent.name}/{self.path.relative_to(images).as_posix()}"
 
+    @property
+    def family(self) -> str:
+        """The labelled folder of the image (``fas-dev``, ``nuaa-dev``, an ``--extra`` folder's name)."""
+        images = next((p for p in self.path.parents if p.name == "images"), None)
+        return images.parent.name if images is not None else self.source
+
 
 class LabelsError(ValueError):
     """A labelled folder that cannot be read: says which file, row and field."""
@@ -175,6 +181,44 @@ class CropSet:
         )
 
 
+def crop_sample(
+    image: Image.Image, box: Box, canvas: int, context_scale: float, face_scale: float
+) -> tuple[RGBImage, RGBImage, float, tuple[float, float, float, float]]:
+    """One face's two crops, the shorter side of its box and the box inside the context crop (fractions)."""
+    region = scaled_box(image.width, image.height, box, context_scale)
+    rw, rh = region[2] - region[0], region[3] - region[1]
+    inner = (
+        max((box[0] - region[0]) / rw, 0.0),
+        max((box[1] - region[1]) / rh, 0.0),
+        min((box[2] - region[0]) / rw, 1.0),
+        min((box[3] - region[1]) / rh, 1.0),
+    )
+    return (
+        crop(image, box, context_scale, canvas),
+        crop(image, box, face_scale, canvas),
+        min(box[2] - box[0], box[3] - box[1]),
+        inner,
+    )
+
+
+def stack_crops(
+    samples: list[Sample],
+    contexts: list[RGBImage],
+    faces: list[RGBImage],
+    sizes: list[float],
+    inner: list[tuple[float, float, float, float]],
+    canvas: int,
+) -> CropSet:
+    shape = (0, canvas, canvas, 3)
+    return CropSet(
+        samples,
+        np.stack(contexts) if contexts else np.zeros(shape, np.uint8),
+        np.stack(faces) if faces else np.zeros(shape, np.uint8),
+        np.array(sizes, dtype=np.float32),
+        np.array(inner, dtype=np.float32).reshape(-1, 4),
+    )
+
+
 def build_crops(
     samples: Sequence[Sample],
     boxes: dict[str, Box | None],
@@ -191,26 +235,10 @@ def build_crops(
         box = boxes.get(sample.key)
         if box is None:
             continue
-        image = load_rgb(sample.path)
+        ctx, face, size, where = crop_sample(load_rgb(sample.path), box, canvas, context_scale, face_scale)
         kept.append(sample)
-        contexts.append(crop(image, box, context_scale, canvas))
-        faces.append(crop(image, box, face_scale, canvas))
-        sizes.append(min(box[2] - box[0], box[3] - box[1]))
-        region = scaled_box(image.width, image.height, box, context_scale)
-        rw, rh = region[2] - region[0], region[3] - region[1]
-        inner.append(
-            (
-                max((box[0] - region[0]) / rw, 0.0),
-                max((box[1] - region[1]) / rh, 0.0),
-                min((box[2] - region[0]) / rw, 1.0),
-                min((box[3] - region[1]) / rh, 1.0),
-            )
-        )
-    shape = (0, canvas, canvas, 3)
-    return CropSet(
-        kept,
-        np.stack(contexts) if contexts else np.zeros(shape, np.uint8),
-        np.stack(faces) if faces else np.zeros(shape, np.uint8),
-        np.array(sizes, dtype=np.float32),
-        np.array(inner, dtype=np.float32).reshape(-1, 4),
-    )
+        contexts.append(ctx)
+        faces.append(face)
+        sizes.append(size)
+        inner.append(where)
+    return stack_crops(kept, contexts, faces, sizes, inner, canvas)

@@ -1,140 +1,228 @@
-"""The honest figures: leave-one-source-out on fas-dev and leave-subjects-out on nuaa-dev.
+"""The honest figures: leave-one-setup-out over every source (fas-dev's four, NUAA, each webcam setup).
 
-Each fold trains the full recipe without the held-out source (or subjects), then scores the held-out
-images through the served path (detector, crops, ONNX model, decision per level), the peer beside it.
-``ageguard train antispoof-cv`` runs them all and writes one JSON report plus markdown tables.
+Each fold trains the recipe's head without the held-out source (its frozen-backbone features come from
+the per-image cache of :mod:`ageguard.train.antispoof.features`), calibrates its thresholds on the
+fold's own validation split (never on the held-out source), and judges the held-out images with them:
+the head on the served crops' features is what the exported ONNX file computes (tested), and the
+quality gate is the served one. The MiniFASNetV2 peer's score on the same faces comes from the same cache.
+
+UTKFace (live faces only) is never held out. ``ageguard train antispoof-cv`` runs the folds and writes
+one JSON report (every image's scores, for the curves) plus markdown tables; the same cache then trains
+the shipped model on all sources (``ageguard train antispoof --features``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import replace
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ageguard.eval import antispoof as ev
-from ageguard.train.antispoof.data import Detect, main_face
-from ageguard.train.antispoof.trainer import Log, TrainConfig, run
-from ageguard.vision.types import Face, RGBImage
+from ageguard.train.antispoof.features import FeatureTable
+from ageguard.train.antispoof.model import Head
+from ageguard.train.antispoof.trainer import (
+    Features,
+    Log,
+    Standardiser,
+    TrainConfig,
+    TrainResult,
+    calibrate,
+    roc_auc,
+    score_features,
+    split_by_subject,
+    train_head,
+    write_model,
+)
+from ageguard.vision.liveness.base import LEVELS, DecisionPolicy
 
 FAS_SOURCES = ("AxonData-sample", "CASIA-FASD", "CelebA-Spoof", "Replay-Attack")
-NUAA_FOLDS = (("0001", "0002", "0003"), ("0004", "0005", "0006", "0007"))
+NEVER_HELD_OUT = ("UTKFace",)  # live faces only: nothing to measure APCER on
 
 
-def cached(detect: Detect, cache: dict[bytes, list[Face]]) -> Detect:
-    """The detector, remembered per image content (folds score the same images again and again)."""
-
-    def wrapped(image: RGBImage) -> list[Face]:
-        key = image[::7, ::7].tobytes() + bytes(str(image.shape), "ascii")
-        if key not in cache:
-            face = main_face(detect(image))
-            cache[key] = [face] if face is not None else []
-        return cache[key]
-
-    return wrapped
+@dataclass
+class Fit:
+    head: Head
+    std: Standardiser
+    policy: DecisionPolicy
+    validation_auc: float
+    train_images: int
+    validation_images: int
+    validation_sources: dict[str, int]  # validation images per source
 
 
-def folds() -> list[tuple[str, str, dict[str, Any]]]:
-    """(name, dataset folder, TrainConfig overrides)."""
-    out: list[tuple[str, str, dict[str, Any]]] = [
-        (f"fas-dev minus {s}", "fas-dev", {"exclude_sources": (s,)}) for s in FAS_SOURCES
+def fit(table: FeatureTable, index: npt.NDArray[np.intp], cfg: TrainConfig, log: Log = print) -> Fit:
+    """The recipe's head on the images ``index`` (their augmented rows), thresholds from their validation
+    split (subject-disjoint within a source; whole setups for single-setup sources)."""
+    samples = [table.samples[i] for i in index]
+    tr, va = split_by_subject(samples, cfg.val_share, cfg.seed)
+    train_img, val_img = index[np.asarray(tr, dtype=np.intp)], index[np.asarray(va, dtype=np.intp)]
+    rows = np.isin(table.aug.sample, train_img)
+    feats = Features(
+        table.aug.x[rows], table.aug.real[rows], table.aug.synthetic[rows], table.aug.sample[rows]
+    )
+    head, std = train_head(feats, table.samples, cfg, log)
+    labels = np.array([table.samples[i].real for i in val_img], dtype=np.float32)
+    scores = score_features(head, std, table.clean[val_img]) if len(val_img) else np.zeros(0, np.float32)
+    counts: dict[str, int] = {}
+    for i in val_img:
+        counts[table.samples[i].source] = counts.get(table.samples[i].source, 0) + 1
+    return Fit(
+        head,
+        std,
+        calibrate(scores, labels, cfg),
+        roc_auc(scores, labels),
+        len(train_img),
+        len(val_img),
+        dict(sorted(counts.items())),
+    )
+
+
+def held_out_sources(table: FeatureTable) -> list[str]:
+    """Every source but UTKFace, fas-dev's and NUAA first, then the other folders' setups."""
+    family = {s.source: s.family for s in table.samples + table.no_face}
+    order = {"fas-dev": 0, "nuaa-dev": 1}
+    return sorted(
+        (s for s in family if s not in NEVER_HELD_OUT), key=lambda s: (order.get(family[s], 2), family[s], s)
+    )
+
+
+def _rows(
+    table: FeatureTable, source: str, scores: npt.NDArray[np.float32], ok: npt.NDArray[np.bool_]
+) -> list[ev.Row]:
+    rows = []
+    held = [i for i, s in enumerate(table.samples) if s.source == source]
+    for k, i in enumerate(held):
+        s = table.samples[i]
+        peer = float(table.peer_score[i])
+        rows.append(
+            ev.Row(
+                s.key,
+                s.real,
+                s.attack,
+                s.source,
+                s.subject,
+                score=float(scores[k]),
+                quality_ok=bool(ok[i]),
+                peer_score=None if np.isnan(peer) else peer,
+                peer_real=None if np.isnan(peer) else bool(table.peer_real[i]),
+            )
+        )
+    rows += [
+        ev.Row(s.key, s.real, s.attack, s.source, s.subject) for s in table.no_face if s.source == source
     ]
-    for subjects in NUAA_FOLDS:
-        name = f"nuaa-dev subjects {','.join(subjects)}"
-        out.append((name, "nuaa-dev", {"exclude_subjects": tuple(f"NUAA:{s}" for s in subjects)}))
-    return out
+    return rows
 
 
 def run_folds(
-    root: Path,
-    work: Path,
+    table: FeatureTable,
     cfg: TrainConfig,
-    detect: Detect,
-    box_cache: Path | None = None,
     only: Callable[[str], bool] = lambda _: True,
     log: Log = print,
 ) -> dict[str, Any]:
-    detect = cached(detect, {})
-    peer = ev.find_peer()
-    report: dict[str, Any] = {"folds": {}}
-    pooled: dict[str, list[ev.Row]] = {"fas-dev": [], "nuaa-dev": []}
-    for name, dataset, overrides in folds():
-        if not only(name):
+    """Leave-one-source-out over ``table``; the report's ``rows`` hold every held-out image's scores."""
+    report: dict[str, Any] = {"config": _config(cfg), "folds": {}, "rows": []}
+    family = {s.source: s.family for s in table.samples + table.no_face}
+    policies: dict[str, DecisionPolicy] = {}
+    all_rows: list[ev.Row] = []
+    for source in held_out_sources(table):
+        if not only(source):
             continue
-        log(f"== {name}")
-        fold_cfg = replace(cfg, **overrides)
-        model_dir = work / name.replace(" ", "_").replace(",", "-")
-        result = run(root, model_dir, fold_cfg, detect, box_cache, log)
-        labels = ev.read_labels(root / dataset / "labels.csv")
-        if dataset == "fas-dev":
-            labels = [lb for lb in labels if lb.source in fold_cfg.exclude_sources]
-        else:
-            held = {s.split(":", 1)[1] for s in fold_cfg.exclude_subjects}
-            labels = [replace(lb, source="NUAA") for lb in labels if lb.subject in held]
-        rows, policy, timings = ev.score_images(
-            root / dataset / "images", labels, model_dir=model_dir, peer_path=peer, detect=detect
+        start = time.monotonic()
+        index = np.array([i for i, s in enumerate(table.samples) if s.source != source], dtype=np.intp)
+        model = fit(table, index, cfg, log=lambda _: None)
+        held = np.array([i for i, s in enumerate(table.samples) if s.source == source], dtype=np.intp)
+        scores = (
+            score_features(model.head, model.std, table.clean[held]) if len(held) else np.zeros(0, np.float32)
         )
-        metrics = ev.metrics(rows, policy)
-        metrics["ms_per_face"] = timings
-        metrics["validation_auc"] = result.val_auc
-        metrics["train_seconds"] = result.seconds
-        metrics["policy"] = policy.to_json() if policy else None
-        report["folds"][name] = metrics
-        pooled[dataset] += rows
-        log(ev.markdown(metrics))
-    # Pooled over the folds of each set: every image scored by a model that never saw its source/subject.
-    # Each fold keeps its own thresholds; the pooled table counts their verdicts.
+        rows = _rows(table, source, scores, table.quality_ok(model.policy.quality))
+        metrics = ev.metrics(rows, model.policy)
+        metrics |= {
+            "family": family[source],
+            "policy": model.policy.to_json(),
+            "validation_auc": model.validation_auc,
+            "validation_sources": model.validation_sources,
+            "train_images": model.train_images,
+            "seconds": round(time.monotonic() - start, 1),
+        }
+        report["folds"][source] = metrics
+        policies[source] = model.policy
+        all_rows += rows
+        o, p = metrics["ours"]["medium"]["all"], metrics.get("peer", {}).get("all", {})
+        log(
+            f"{source}: medium APCER {_p(o['apcer'])} BPCER {_p(o['bpcer'])} ACER {_p(o['acer'])} "
+            f"undetermined {_p(o['undetermined'])} (peer ACER {_p(p.get('acer'))}; "
+            f"{metrics['seconds']:.0f} s)"
+        )
     report["pooled"] = {}
-    for dataset, rows in pooled.items():
-        if rows:
-            report["pooled"][dataset] = _pooled(rows, report, dataset)
+    for fam in sorted({family[s] for s in policies}):
+        rows = [r for r in all_rows if family[r.source] == fam]
+        report["pooled"][fam] = pooled(rows, policies)
+    report["rows"] = [asdict(r) | {"family": family[r.source]} for r in all_rows]
     return report
 
 
-def _pooled(rows: list[ev.Row], report: dict[str, Any], dataset: str) -> dict[str, Any]:
-    # Verdicts were made per fold with that fold's policy: recompute them per row from the fold policies.
-    from ageguard.vision.liveness.base import DecisionPolicy
-
-    policies = {
-        name: DecisionPolicy.from_json(m["policy"]) for name, m in report["folds"].items() if m.get("policy")
-    }
-    by_row: dict[int, DecisionPolicy] = {}
-    for name, _, overrides in folds():
-        if name not in policies:
-            continue
-        for k, r in enumerate(rows):
-            if dataset == "fas-dev" and r.source in overrides.get("exclude_sources", ()):
-                by_row[k] = policies[name]
-            if dataset == "nuaa-dev" and f"NUAA:{r.subject}" in overrides.get("exclude_subjects", ()):
-                by_row[k] = policies[name]
+def pooled(rows: Sequence[ev.Row], policies: dict[str, DecisionPolicy]) -> dict[str, Any]:
+    """Rates over the rows of several folds, each judged by its own fold's thresholds."""
     out: dict[str, Any] = {"images": len(rows), "no_face": sum(r.score is None for r in rows)}
+    scored = [r for r in rows if r.score is not None]
+    real = np.array([r.real for r in scored], dtype=bool)
     ours: dict[str, Any] = {}
-    for level in ("low", "medium", "high"):
-        preds, real = [], []
-        for k, r in enumerate(rows):
-            if r.score is None or k not in by_row:
-                continue
-            pred = "undetermined" if not r.quality_ok else by_row[k].levels[level].decide(r.score)
-            preds.append(pred)
-            real.append(r.real)
-        ours[level] = {"all": ev.rates(np.array(real, dtype=bool), preds)}
+    for level in LEVELS:
+        preds = [
+            "undetermined"
+            if not r.quality_ok
+            else policies[r.source].levels[level].decide(float(r.score or 0))
+            for r in scored
+        ]
+        ours[level] = {"all": ev.rates(real, preds)}
+        ours[level]["all"]["auc"] = ev.roc_auc(np.array([r.score for r in scored], dtype=np.float64), real)
     out["ours"] = ours
     peer_rows = [r for r in rows if r.peer_score is not None]
-    out["peer"] = {
-        "all": ev.rates(
-            np.array([r.real for r in peer_rows], bool),
-            ["real" if r.peer_real else "fake" for r in peer_rows],
-        )
-    }
+    peer_real = np.array([r.real for r in peer_rows], dtype=bool)
+    out["peer"] = {"all": ev.rates(peer_real, ["real" if r.peer_real else "fake" for r in peer_rows])}
+    out["peer"]["all"]["auc"] = ev.roc_auc(np.array([r.peer_score for r in peer_rows], np.float64), peer_real)
+    per_source_bpcer = {}
+    for source in sorted({r.source for r in scored}):
+        sub = [r for r in scored if r.source == source and r.real]
+        if sub:
+            medium = policies[source].levels["medium"]
+            rejected = sum(r.quality_ok and medium.decide(float(r.score or 0)) == "fake" for r in sub)
+            per_source_bpcer[source] = rejected / len(sub)
+    out["max_setup_bpcer_medium"] = max(per_source_bpcer.values(), default=None)
     return out
+
+
+def train_final(table: FeatureTable, out_dir: Path, cfg: TrainConfig, log: Log = print) -> TrainResult:
+    """The shipped model: the same recipe on every image of the table."""
+    start = time.monotonic()
+    index = np.arange(len(table.samples), dtype=np.intp)
+    model = fit(table, index, cfg, log)
+    info = {
+        "images": len(table.samples),
+        "train_images": model.train_images,
+        "validation_images": model.validation_images,
+        "validation_sources": model.validation_sources,
+        "validation_auc": round(model.validation_auc, 5),
+        "sources": sorted({s.source for s in table.samples}),
+    }
+    result = write_model(out_dir, model.head, model.std, model.policy, cfg, info, start)
+    log(f"validation AUC {model.validation_auc:.4f}; wrote {result.onnx} and {result.policy_json}")
+    return result
+
+
+def _config(cfg: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if k != "quality"}
 
 
 def write(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    path.write_text(json.dumps(report) + "\n")
 
 
 def _p(v: float | None) -> str:
@@ -145,42 +233,48 @@ def _a(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def _cell(a: dict[str, Any]) -> str:
+    return f"{_p(a['apcer'])} / {_p(a['bpcer'])} / **{_p(a['acer'])}** / {_p(a['undetermined'])}"
+
+
+def _peer_cell(p: dict[str, Any]) -> str:
+    return f"{_p(p.get('apcer'))} / {_p(p.get('bpcer'))} / **{_p(p.get('acer'))}**"
+
+
 def markdown(report: dict[str, Any]) -> str:
-    """The tables of docs/quality.md: per fold and level (ours, then the peer), pooled, per attack type."""
+    """Per held-out source, each level's APCER / BPCER / ACER / undetermined, the peer beside; pooled per
+    family; then the attack types at ``medium``."""
+    head = (
+        "| held out | live / attacks | low | medium | high | AUC | MiniFASNetV2 (argmax) | peer AUC |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
     lines = [
-        "| held out | model | level | APCER | BPCER | ACER | undetermined | ROC AUC |",
-        "|---|---|---|---|---|---|---|---|",
+        "Each cell: APCER / BPCER / **ACER** / undetermined (the peer has no undetermined).",
+        "",
+        head,
     ]
-    for name, m in report["folds"].items():
-        for level in ("low", "medium", "high"):
-            a = m["ours"][level]["all"]
-            lines.append(
-                f"| {name} | AgeGuard | {level} | {_p(a['apcer'])} | {_p(a['bpcer'])} | {_p(a['acer'])} "
-                f"| {_p(a['undetermined'])} | {_a(a['auc'])} |"
-            )
-        p = m["peer"]["all"]
+    for source, m in report["folds"].items():
+        ours, peer = m["ours"], m.get("peer", {}).get("all", {})
+        a = ours["medium"]["all"]
         lines.append(
-            f"| {name} | MiniFASNetV2 | argmax | {_p(p['apcer'])} | {_p(p['bpcer'])} | {_p(p['acer'])} "
-            f"| - | {_a(p['auc'])} |"
+            f"| {source} ({m.get('family', '')}) | {a['n_bona_fide']} / {a['n_attack']} "
+            f"| {_cell(ours['low']['all'])} | {_cell(a)} | {_cell(ours['high']['all'])} | {_a(a['auc'])} "
+            f"| {_peer_cell(peer)} | {_a(peer.get('auc'))} |"
         )
     lines += [
         "",
-        "Pooled over the folds of each set (each image judged by the fold model that never saw its source or "
-        "subject, with that fold's thresholds):",
+        "Pooled per family (every image judged by the fold model that never saw its source, with that fold's "
+        "thresholds):",
         "",
-        "| set | model | level | APCER | BPCER | ACER | undetermined |",
-        "|---|---|---|---|---|---|---|",
+        head.replace("held out", "family"),
     ]
-    for dataset, m in report.get("pooled", {}).items():
-        for level in ("low", "medium", "high"):
-            a = m["ours"][level]["all"]
-            lines.append(
-                f"| {dataset} | AgeGuard | {level} | {_p(a['apcer'])} | {_p(a['bpcer'])} | {_p(a['acer'])} "
-                f"| {_p(a['undetermined'])} |"
-            )
-        p = m["peer"]["all"]
-        peer_cells = f"{_p(p['apcer'])} | {_p(p['bpcer'])} | {_p(p['acer'])}"
-        lines.append(f"| {dataset} | MiniFASNetV2 | argmax | {peer_cells} | - |")
+    for fam, m in report.get("pooled", {}).items():
+        ours, peer = m["ours"], m["peer"]["all"]
+        a = ours["medium"]["all"]
+        lines.append(
+            f"| {fam} | {a['n_bona_fide']} / {a['n_attack']} | {_cell(ours['low']['all'])} | {_cell(a)} "
+            f"| {_cell(ours['high']['all'])} | {_a(a['auc'])} | {_peer_cell(peer)} | {_a(peer.get('auc'))} |"
+        )
     lines += [
         "",
         "Per attack type (held-out fold; AgeGuard at `medium`, the peer at argmax; APCER, lower is better):",
@@ -188,21 +282,32 @@ def markdown(report: dict[str, Any]) -> str:
         "| held out | attack type | n | AgeGuard APCER | AgeGuard undetermined | MiniFASNetV2 APCER |",
         "|---|---|---|---|---|---|",
     ]
-    for name, m in report["folds"].items():
+    for source, m in report["folds"].items():
         for key, o in m["ours"]["medium"].items():
-            if not key.startswith("attack:"):
-                continue
-            p = m["peer"].get(key, {})
-            lines.append(
-                f"| {name} | {key[7:]} | {o['n_attack']} | {_p(o['apcer'])} | {_p(o['undetermined'])} "
-                f"| {_p(p.get('apcer'))} |"
-            )
-    ms = [m.get("ms_per_face", {}) for m in report["folds"].values()]
-    if ms:
-        ours = float(np.median([x[ev.OURS_NAME] for x in ms if ev.OURS_NAME in x]))
-        peer = float(np.median([x[ev.PEER_NAME] for x in ms if ev.PEER_NAME in x]))
-        lines += [
-            "",
-            f"Median ms per face (crop + network, one thread): AgeGuard {ours:.2f}, MiniFASNetV2 {peer:.2f}.",
-        ]
+            if key.startswith("attack:"):
+                p = m.get("peer", {}).get(key, {})
+                lines.append(
+                    f"| {source} | {key[7:]} | {o['n_attack']} | {_p(o['apcer'])} | {_p(o['undetermined'])} "
+                    f"| {_p(p.get('apcer'))} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def acceptance(report: dict[str, Any], family: str = "webcam") -> str:
+    """The issue's acceptance lines, measured."""
+    lines = []
+    pooled_family = report.get("pooled", {}).get(family)
+    if pooled_family:
+        a = pooled_family["ours"]["medium"]["all"]
+        worst = pooled_family.get("max_setup_bpcer_medium")
+        lines.append(
+            f"{family} pooled at medium: ACER {_p(a['acer'])} (target <= 6%), "
+            f"BPCER {_p(a['bpcer'])} (<= 4%), "
+            f"undetermined {_p(a['undetermined'])} (<= 8%), worst setup BPCER {_p(worst)} (<= 15%)"
+        )
+    for source, m in report["folds"].items():
+        if m.get("family") in ("fas-dev", "nuaa-dev"):
+            ours, peer = m["ours"]["medium"]["all"]["acer"], m.get("peer", {}).get("all", {}).get("acer")
+            verdict = "met" if ours is not None and peer is not None and ours <= peer else "not met"
+            lines.append(f"{source} held out: ACER {_p(ours)} vs the peer's {_p(peer)} ({verdict})")
     return "\n".join(lines) + "\n"

@@ -111,15 +111,28 @@ def load_samples(root: Path, cfg: TrainConfig) -> list[Sample]:
 
 
 def split_by_subject(samples: Sequence[Sample], share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Train and validation indices; every subject of a source falls on one side only."""
+    """Train and validation indices; every subject of a source falls on one side only.
+
+    A source with several subjects gives ``share`` of them to validation. Sources with a single subject
+    (a capture setup: one person, one camera, one room, such as the webcam pool's) are pooled with the
+    other single-subject sources of their folder, and ``share`` of those *setups* go to validation whole:
+    the thresholds then see live faces of setups the head never saw, which is what a new customer is.
+    """
     rng = random.Random(seed)
     by_source: dict[str, list[str]] = defaultdict(list)
+    family: dict[str, str] = {}
     for s in samples:
+        family.setdefault(s.source, s.family)
         if s.subject not in by_source[s.source]:
             by_source[s.source].append(s.subject)
-    val_subjects: set[str] = set()
+    groups: dict[str, list[str]] = defaultdict(list)
     for source in sorted(by_source):
-        subjects = sorted(by_source[source])
+        subjects = by_source[source]
+        key = f"setups:{family[source]}" if len(subjects) == 1 else f"source:{source}"
+        groups[key] += subjects
+    val_subjects: set[str] = set()
+    for key in sorted(groups):
+        subjects = sorted(groups[key])
         rng.shuffle(subjects)
         n = max(1, round(len(subjects) * share)) if len(subjects) > 1 else 0
         val_subjects.update(subjects[:n])
@@ -276,10 +289,10 @@ def extract(
     )
 
 
-def _group_weights(feats: Features, crops: CropSet) -> npt.NDArray[np.float32]:
+def _group_weights(feats: Features, samples: Sequence[Sample]) -> npt.NDArray[np.float32]:
     """Every (source, live / attack / synthetic attack) group weighs the same (synthetic ones half)."""
     keys = [
-        (crops.samples[i].source, int(r), bool(s))
+        (samples[i].source, int(r), bool(s))
         for i, r, s in zip(feats.sample, feats.real, feats.synthetic, strict=True)
     ]
     counts: dict[tuple[str, int, bool], int] = defaultdict(int)
@@ -295,19 +308,20 @@ class Standardiser:
 
 
 def train_head(
-    feats: Features, crops: CropSet, cfg: TrainConfig, log: Log = print
+    feats: Features, samples: Sequence[Sample], cfg: TrainConfig, log: Log = print
 ) -> tuple[Head, Standardiser]:
+    """The head on feature rows whose ``sample`` indexes ``samples`` (their sources weigh the groups)."""
     seed_everything(cfg.seed, cfg.threads)
     std = Standardiser(
         feats.x.mean(axis=0).astype(np.float32), (feats.x.std(axis=0) + 1e-6).astype(np.float32)
     )
     x = torch.from_numpy((feats.x - std.mean) / std.scale)
     y = torch.from_numpy(feats.real)
-    w = torch.from_numpy(_group_weights(feats, crops))
-    sources = sorted({crops.samples[i].source for i in feats.sample})
+    w = torch.from_numpy(_group_weights(feats, samples))
+    sources = sorted({samples[i].source for i in feats.sample})
     domain = torch.tensor(
         [
-            sources.index(crops.samples[i].source) if r > 0.5 and not s else -1
+            sources.index(samples[i].source) if r > 0.5 and not s else -1
             for i, r, s in zip(feats.sample, feats.real, feats.synthetic, strict=True)
         ],
         dtype=torch.long,
@@ -441,10 +455,31 @@ def run(
     train_feats = extract(session, train_set, cfg.passes, cfg)
     val_feats = extract(session, val_set, 0, cfg)
     log(f"{len(train_feats.real)} training feature rows ({time.monotonic() - start:.0f} s)")
-    head, std = train_head(train_feats, train_set, cfg, log)
+    head, std = train_head(train_feats, train_set.samples, cfg, log)
     scores = score_features(head, std, val_feats.x) if len(val_feats.real) else np.zeros(0, np.float32)
     auc = roc_auc(scores, val_feats.real)
     policy = calibrate(scores, val_feats.real, cfg)
+    info = {
+        "images": len(crops.samples),
+        "train_images": len(train_set.samples),
+        "validation_images": len(val_set.samples),
+        "validation_auc": round(auc, 5),
+    }
+    result = write_model(out_dir, head, std, policy, cfg, info, start)
+    log(f"validation AUC {auc:.4f}; wrote {result.onnx} and {result.policy_json} in {result.seconds:.0f} s")
+    return result
+
+
+def write_model(
+    out_dir: Path,
+    head: Head,
+    std: Standardiser,
+    policy: DecisionPolicy,
+    cfg: TrainConfig,
+    info: dict[str, Any],
+    start: float,
+) -> TrainResult:
+    """``antispoof.onnx`` (backbones + head, one file) and ``antispoof.json`` (its SHA-256, policy, how)."""
     onnx_path = out_dir / "antispoof.onnx"
     export_onnx(head, std, cfg.backbone, onnx_path)
     seconds = time.monotonic() - start
@@ -456,10 +491,7 @@ def run(
         **policy.to_json(),
         "training": {
             "config": {k: v for k, v in asdict(cfg).items() if k != "quality"},
-            "images": len(crops.samples),
-            "train_images": len(train_set.samples),
-            "validation_images": len(val_set.samples),
-            "validation_auc": round(auc, 5),
+            **info,
             "seconds": round(seconds, 1),
             "torch": torch.__version__,
             "backbone": " + ".join(spec.description for spec, _ in backbones(cfg.backbone)),
@@ -467,5 +499,4 @@ def run(
     }
     policy_path = out_dir / "antispoof.json"
     policy_path.write_text(json.dumps(meta, indent=2) + "\n")
-    log(f"validation AUC {auc:.4f}; wrote {onnx_path} and {policy_path} in {seconds:.0f} s")
-    return TrainResult(onnx_path, policy_path, auc, seconds)
+    return TrainResult(onnx_path, policy_path, float(info.get("validation_auc", float("nan"))), seconds)
