@@ -93,6 +93,11 @@ def test_synthetic_attacks_keep_shapes_and_range() -> None:
         assert a.shape == ctx.shape and f.shape == face.shape
         assert a.min() >= 0 and a.max() <= 255
         assert not np.allclose(f, face)
+    for _ in range(6):  # white balance, dim room, backlight: same shapes, in range, both crops changed
+        a, f = augment.scene_light(ctx, face, (0.3, 0.3, 0.7, 0.7), rng)
+        assert a.shape == ctx.shape and f.shape == face.shape
+        assert a.min() >= 0 and a.max() <= 255 and f.min() >= 0 and f.max() <= 255
+        assert not np.allclose(a, ctx) and not np.allclose(f, face)
     out = augment.capture(ctx, rng, strength=3.0)
     assert out.shape == ctx.shape and out.min() >= 0 and out.max() <= 255
 

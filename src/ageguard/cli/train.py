@@ -51,6 +51,16 @@ FeaturesOption = Annotated[
 ]
 
 
+DomainWeightOption = Annotated[float, typer.Option(help="Source-adversary weight (SSDG; 0: off).")]
+SyntheticWeightOption = Annotated[
+    float, typer.Option(help="Weight of the synthetic-attack groups against the real ones (0: unused).")
+]
+SceneLightOption = Annotated[
+    float,
+    typer.Option(help="Share of augmented captures given a room's light (white balance, dim, backlight)."),
+]
+
+
 def _default_features() -> Path:
     return Path.home() / ".cache" / "ageguard-data" / "antispoof-features"
 
@@ -129,6 +139,9 @@ def train_antispoof(
     ] = None,
     extra: ExtraOption = None,
     features: FeaturesOption = None,
+    domain_weight: DomainWeightOption = 0.3,
+    synthetic_weight: SyntheticWeightOption = 0.5,
+    scene_light: SceneLightOption = 0.0,
 ) -> None:
     """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed).
 
@@ -154,6 +167,9 @@ def train_antispoof(
         limit=limit,
         exclude_sources=tuple(exclude_source or ()),
         exclude_subjects=tuple(exclude_subject or ()),
+        domain_weight=domain_weight,
+        synthetic_weight=synthetic_weight,
+        scene_light=scene_light,
         extra=tuple(str(folder.resolve()) for folder in extra or ()),
     )
     root = data or _default_data()
@@ -193,7 +209,9 @@ def train_antispoof_cv(
     passes: Annotated[int, typer.Option(help="Augmented passes over the training crops.")] = 3,
     epochs: Annotated[int, typer.Option(help="Training epochs of the head.")] = 40,
     utk: Annotated[int, typer.Option(help="UTKFace crops added as extra live faces.")] = 1500,
-    domain_weight: Annotated[float, typer.Option(help="Source-adversary weight (SSDG; 0: off).")] = 0.3,
+    domain_weight: DomainWeightOption = 0.3,
+    synthetic_weight: SyntheticWeightOption = 0.5,
+    scene_light: SceneLightOption = 0.0,
     limit: Annotated[
         int, typer.Option(help="At most this many images per source and label (smoke runs).")
     ] = 0,
@@ -222,6 +240,8 @@ def train_antispoof_cv(
         epochs=epochs,
         utk_count=utk,
         domain_weight=domain_weight,
+        synthetic_weight=synthetic_weight,
+        scene_light=scene_light,
         limit=limit,
         extra=tuple(str(folder.resolve()) for folder in extra or ()),
     )

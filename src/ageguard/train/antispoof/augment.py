@@ -260,3 +260,38 @@ def print_attack(
     if rng.random() < 0.6:
         out[0] = frame_edges(out[0], rng, inner, (0.0, 0.06), (190, 250))
     return np.clip(out[0], 0, 255), np.clip(out[1], 0, 255)
+
+
+# ---------------------------------------------------------------- the room's light
+
+
+def scene_light(
+    context: F32, face: F32, inner: tuple[float, float, float, float], rng: np.random.Generator
+) -> tuple[F32, F32]:
+    """One room's light on both crops of a capture (the same photo, so the same draw): a white balance
+    from warm lamp to cool window light, a dim room, or a backlight (a bright window behind the person
+    and an under-exposed face). Honest variation: applied to live faces and attacks alike."""
+    temp = rng.uniform(-1.0, 1.0)
+    wb = np.array([1.0 + 0.22 * temp, 1.0 + rng.uniform(-0.05, 0.05), 1.0 - 0.22 * temp], np.float32)
+    kind = rng.random()
+    if kind < 0.35:  # backlight: the face darker, what is around it brighter, blown out in places
+        face_gain = rng.uniform(0.35, 0.7)
+        back_gain = rng.uniform(1.2, 1.9)
+        h, w = context.shape[:2]
+        xs, ys = _grid(h, w)
+        cx, cy = (inner[0] + inner[2]) / 2 * w, (inner[1] + inner[3]) / 2 * h
+        rx, ry = max((inner[2] - inner[0]) / 2 * w, 1.0), max((inner[3] - inner[1]) / 2 * h, 1.0)
+        dist = np.sqrt(((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2)
+        mask = np.clip(1.4 - dist, 0.0, 1.0)[..., None]  # 1 on the face, fading out past its box
+        context = context * (face_gain * mask + back_gain * (1.0 - mask))
+        face = face * face_gain
+    elif kind < 0.6:  # a dim room: low exposure, the sensor's noise and gain lift the blacks
+        gain = rng.uniform(0.3, 0.65)
+        lift = rng.uniform(0.0, 12.0)
+        sigma = rng.uniform(2.0, 8.0)
+        context = lift + context * gain + rng.normal(0.0, sigma, size=context.shape).astype(np.float32)
+        face = lift + face * gain + rng.normal(0.0, sigma, size=face.shape).astype(np.float32)
+    return (
+        np.clip(context * wb, 0, 255).astype(np.float32),
+        np.clip(face * wb, 0, 255).astype(np.float32),
+    )

@@ -54,6 +54,8 @@ def cache_key(cfg: TrainConfig) -> str:
         "synthetic_share": cfg.synthetic_share,
         "seed": cfg.seed,
     }
+    if cfg.scene_light:  # keys of the runs before the option stay as they were
+        parts["scene_light"] = cfg.scene_light
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -157,7 +159,8 @@ def build(
     folder = cache / cache_key(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     config = {k: getattr(cfg, k) for k in ("backbone", "crop_size", "context_scale", "face_scale", "passes")}
-    config |= {"synthetic_share": cfg.synthetic_share, "seed": cfg.seed, "version": VERSION}
+    config |= {"synthetic_share": cfg.synthetic_share, "seed": cfg.seed, "scene_light": cfg.scene_light}
+    config["version"] = VERSION
     (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
     for s in samples:

@@ -73,6 +73,10 @@ class TrainConfig:
     hidden: int = 64
     synthetic_share: float = 0.4  # of live faces in each augmented pass, turned into synthetic attacks
     domain_weight: float = 0.3  # gradient-reversal weight of the live-face source classifier (0: off)
+    synthetic_weight: float = 0.5  # a synthetic-attack group's weight against a real group's (0: unused)
+    scene_light: float = (
+        0.0  # share of augmented captures given one room's light (white balance, dim, backlight)
+    )
     utk_count: int = 1500
     val_share: float = 0.15
     threads: int = 1  # torch / onnxruntime threads; one more thread prepares the augmented crops
@@ -165,6 +169,7 @@ def make_batch(
     synthetic: Sequence[bool],
     rng: np.random.Generator | None,
     size: int = CROP_SIZE,
+    scene_light: float = 0.0,
 ) -> Batch:
     contexts, faces, labels = [], [], []
     for i, synth in zip(index, synthetic, strict=True):
@@ -179,6 +184,8 @@ def make_batch(
                 attack = augment.replay_attack if rng.random() < 0.5 else augment.print_attack
                 ctx, face = attack(ctx, face, _inner(crops, i, flipped), rng)
                 real = False
+            if scene_light > 0 and rng.random() < scene_light:
+                ctx, face = augment.scene_light(ctx, face, _inner(crops, i, flipped), rng)
             ctx, face = augment.capture(ctx, rng), augment.capture(face, rng)
         contexts.append(_view(ctx, size, rng))
         faces.append(_view(face, size, rng))
@@ -269,7 +276,7 @@ def extract(
             synthetic = [False] * len(index)
             return make_batch(crops, index, synthetic, None, cfg.crop_size), synthetic, index
         synthetic = [crops.samples[i].real and bool(rng.random() < cfg.synthetic_share) for i in index]
-        return make_batch(crops, index, synthetic, rng, cfg.crop_size), synthetic, index
+        return make_batch(crops, index, synthetic, rng, cfg.crop_size, cfg.scene_light), synthetic, index
 
     xs, ys, syn, idx = [], [], [], []
     for (ctx, face, y), synthetic, index in _prefetch(make, count):
@@ -289,8 +296,11 @@ def extract(
     )
 
 
-def _group_weights(feats: Features, samples: Sequence[Sample]) -> npt.NDArray[np.float32]:
-    """Every (source, live / attack / synthetic attack) group weighs the same (synthetic ones half)."""
+def _group_weights(
+    feats: Features, samples: Sequence[Sample], synthetic_weight: float = 0.5
+) -> npt.NDArray[np.float32]:
+    """Every (source, live / attack / synthetic attack) group weighs the same (synthetic ones
+    ``synthetic_weight`` of that)."""
     keys = [
         (samples[i].source, int(r), bool(s))
         for i, r, s in zip(feats.sample, feats.real, feats.synthetic, strict=True)
@@ -298,7 +308,7 @@ def _group_weights(feats: Features, samples: Sequence[Sample]) -> npt.NDArray[np
     counts: dict[tuple[str, int, bool], int] = defaultdict(int)
     for key in keys:
         counts[key] += 1
-    return np.array([(0.5 if key[2] else 1.0) / counts[key] for key in keys], dtype=np.float32)
+    return np.array([(synthetic_weight if key[2] else 1.0) / counts[key] for key in keys], dtype=np.float32)
 
 
 @dataclass
@@ -317,7 +327,7 @@ def train_head(
     )
     x = torch.from_numpy((feats.x - std.mean) / std.scale)
     y = torch.from_numpy(feats.real)
-    w = torch.from_numpy(_group_weights(feats, samples))
+    w = torch.from_numpy(_group_weights(feats, samples, cfg.synthetic_weight))
     sources = sorted({samples[i].source for i in feats.sample})
     domain = torch.tensor(
         [
