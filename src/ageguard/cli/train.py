@@ -55,6 +55,10 @@ DomainWeightOption = Annotated[float, typer.Option(help="Source-adversary weight
 SyntheticWeightOption = Annotated[
     float, typer.Option(help="Weight of the synthetic-attack groups against the real ones (0: unused).")
 ]
+ValShareOption = Annotated[
+    float,
+    typer.Option(help="Validation share of each source's subjects (of single-setup sources: of the setups)."),
+]
 SceneLightOption = Annotated[
     float,
     typer.Option(help="Share of augmented captures given a room's light (white balance, dim, backlight)."),
@@ -142,6 +146,7 @@ def train_antispoof(
     domain_weight: DomainWeightOption = 0.3,
     synthetic_weight: SyntheticWeightOption = 0.5,
     scene_light: SceneLightOption = 0.0,
+    val_share: ValShareOption = 0.15,
 ) -> None:
     """Train, calibrate and export the passive liveness model (CPU, reproducible from --seed).
 
@@ -170,6 +175,7 @@ def train_antispoof(
         domain_weight=domain_weight,
         synthetic_weight=synthetic_weight,
         scene_light=scene_light,
+        val_share=val_share,
         extra=tuple(str(folder.resolve()) for folder in extra or ()),
     )
     root = data or _default_data()
@@ -212,6 +218,7 @@ def train_antispoof_cv(
     domain_weight: DomainWeightOption = 0.3,
     synthetic_weight: SyntheticWeightOption = 0.5,
     scene_light: SceneLightOption = 0.0,
+    val_share: ValShareOption = 0.15,
     limit: Annotated[
         int, typer.Option(help="At most this many images per source and label (smoke runs).")
     ] = 0,
@@ -242,6 +249,7 @@ def train_antispoof_cv(
         domain_weight=domain_weight,
         synthetic_weight=synthetic_weight,
         scene_light=scene_light,
+        val_share=val_share,
         limit=limit,
         extra=tuple(str(folder.resolve()) for folder in extra or ()),
     )
