@@ -33,9 +33,7 @@ Log = Callable[[str], None]
 # The variants a --compare run measures; the first is the shipped recipe unless the numbers say otherwise.
 VARIANTS: dict[str, Recipe] = {
     "mlp256-teen2": Recipe(),
-    "mlp256-teen1": Recipe(teen_boost=1.0),
     "mlp256-teen4": Recipe(teen_boost=4.0),
-    "mlp512-teen2": Recipe(hidden=512, dropout=0.3),
     "linear-teen2": Recipe(hidden=0, dropout=0.0),
 }
 

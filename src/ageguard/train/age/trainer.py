@@ -70,10 +70,13 @@ def band_index(age: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.intp]:
 
 
 def sample_weights(pool: Pool, teen_boost: float) -> npt.NDArray[np.float32]:
-    """Each (source, band) cell weighs as much as its band's share of 1..100; teens and 18-24 x boost."""
+    """Every (source, band) cell weighs the same in total; teens and 18-24 x boost.
+
+    (Weighing bands by their width in years was measured first: it gave 50+ half the weight and left the
+    teen band worse than the plain mean of the networks, see docs/models/age.md.)
+    """
     bands = band_index(pool.age)
-    width = np.array([min(high, 100) - low + 1 for _, low, high in BANDS], np.float64)
-    target = width / width.sum()
+    target = np.full(len(BANDS), 1.0 / len(BANDS))
     weights = np.zeros(len(pool), np.float64)
     for source in np.unique(pool.source):
         in_source = pool.source == source
@@ -94,7 +97,7 @@ class Recipe:
     label_sigma: float = 2.0
     l1_weight: float = 0.1
     teen_boost: float = 2.0
-    epochs: int = 40
+    epochs: int = 20
     batch: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
