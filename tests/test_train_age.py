@@ -21,9 +21,7 @@ pytest.importorskip("torch")
 
 from ageguard.train.age.splits import split_of  # noqa: E402
 from ageguard.train.age.trainer import Pool, sample_weights  # noqa: E402
-from ageguard.vision.age.estimator import AgeEstimator, AgeHead, StDevLine  # noqa: E402
-from ageguard.vision.age.faceapi import FaceApiAgeModel  # noqa: E402
-from ageguard.vision.age.faceres import FaceResAge  # noqa: E402
+from ageguard.vision.age.estimator import AgeHead, StDevLine  # noqa: E402
 from ageguard.vision.age.features import FEATURE_DIM  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -72,18 +70,16 @@ def test_tiny_training_is_reproducible_and_served(tmp_path: Path, capture_jpeg: 
     assert report["counts"]["train"] > 0 and "aaf" in report["test"] or "utk" in report["test"]
     assert "chosen head, unseen test parts" in first.stdout
 
-    # The exported head is what the service would load: it answers on a real capture.
-    from ageguard.settings import get_settings
-    from ageguard.vision.detection.retinaface import RetinaFaceDetector
-    from ageguard.vision.faces import select_face
-    from ageguard.vision.image import decode
+    # The exported head is what the service loads when AGEGUARD_AGE_HEAD_DIR names its folder.
+    from ageguard.settings import Settings
+    from ageguard.vision.pipeline import Pipeline
 
-    settings = get_settings()
-    image = decode(capture_jpeg, settings.limits("normal"), settings).rgb
-    face = select_face(RetinaFaceDetector().detect(image), image, settings.limits("normal"), settings)
-    estimator = AgeEstimator(FaceResAge.from_store(), FaceApiAgeModel(), AgeHead(tmp_path / "a"))
-    estimate = estimator.estimate(image, face)
-    assert 1.0 <= estimate.age <= 100.0 and estimate.st_dev >= 1.0
+    served = Pipeline(Settings(age_head_dir=tmp_path / "a")).analyse(capture_jpeg)
+    shipped = Pipeline(Settings()).analyse(capture_jpeg)
+    assert served.age is not None and shipped.age is not None
+    assert 1.0 <= served.age.age <= 100.0 and served.age.st_dev >= 1.0
+    assert served.age != shipped.age  # the head answered, not the default ensemble
+    assert "net:age_head" in served.timings_ms
 
 
 @needs_data

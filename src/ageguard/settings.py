@@ -165,6 +165,9 @@ class Settings(BaseSettings):
 
     # Age.
     max_st_dev: float = 6.0
+    # A folder holding age_head.onnx + age_head.json from `ageguard train age --out`; None: the shipped
+    # ensemble (docs/models/age.md says why the trained head is not the default yet).
+    age_head_dir: Path | None = None
 
     # Liveness: a folder holding antispoof.onnx + antispoof.json from `ageguard train antispoof --out`
     # (e.g. retrained with a deployment's own captures, `--extra`); None: the model shipped in the package.

@@ -34,7 +34,9 @@ def train_age(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Where age_head.onnx and age_head.json go (default: the shipped pair)."),
+        typer.Option(
+            help="Where age_head.onnx and age_head.json go (serve them with AGEGUARD_AGE_HEAD_DIR)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same model.")] = 0,
     compare: Annotated[
@@ -52,7 +54,6 @@ def train_age(
         raise typer.Exit(2) from exc
     from ageguard.train.age import run as age_run
     from ageguard.train.age.features import AgeLabelsError
-    from ageguard.vision.age.estimator import HEAD_DIR
 
     pool_dir = pool or _default_pool()
     if not (pool_dir / "labels.csv").exists():
@@ -67,7 +68,7 @@ def train_age(
             pool_dir,
             evals,
             cache or Path.home() / ".cache" / "ageguard-data" / "age-features",
-            out or HEAD_DIR,
+            out or Path("reports/age-head"),
             seed,
             compare,
             typer.echo,

@@ -127,9 +127,14 @@ class Pipeline:
         if self._ages is None:
             with self._lock:
                 if self._ages is None:
-                    from ageguard.vision.age.ensemble import AgeEnsemble
+                    if self.settings.age_head_dir is not None:
+                        from ageguard.vision.age.estimator import AgeEstimator, AgeHead
 
-                    self._ages = AgeEnsemble.load(self.settings)
+                        self._ages = AgeEstimator.with_head(AgeHead(self.settings.age_head_dir))
+                    else:
+                        from ageguard.vision.age.ensemble import AgeEnsemble
+
+                        self._ages = AgeEnsemble.load(self.settings)
         return self._ages
 
     def _liveness_model(self) -> Any:

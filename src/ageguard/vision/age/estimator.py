@@ -1,8 +1,9 @@
-"""The age estimate: AgeGuard's own head (``age_head.onnx``) on the frozen networks' features.
+"""The age estimate from AgeGuard's own trained head (``age_head.onnx``) on the frozen networks' features.
 
-``age_head.onnx`` and ``age_head.json`` ship in this package, written together by ``ageguard train age``:
-the JSON holds the ONNX file's SHA-256 and the fitted st_dev line, so the numbers of an estimate have one
-home, produced by the training that made the head. ``docs/models/age.md`` has the data, method and figures.
+``age_head.onnx`` and ``age_head.json`` are written together by ``ageguard train age --out DIR`` and served
+when ``AGEGUARD_AGE_HEAD_DIR`` names DIR: the JSON holds the ONNX file's SHA-256 and the fitted st_dev line,
+so the numbers of an estimate have one home, produced by the training that made the head. It is not the
+default: on the unseen teen faces it measured worse than the shipped ensemble (``docs/models/age.md``).
 
 The head predicts a distribution over ages 1..100; the age is its mean. st_dev is the distribution's spread
 mapped to an expected error by the fitted line (``a + b * spread + c * age``, scaled so about 68% of held-out
@@ -24,14 +25,12 @@ import numpy as np
 import onnxruntime as ort
 
 from ageguard.errors import AgeGuardError
-from ageguard.settings import Settings
 from ageguard.vision.age.faceapi import FaceApiAgeModel
 from ageguard.vision.age.faceres import FaceResAge
 from ageguard.vision.age.features import FEATURE_DIM, network_features
 from ageguard.vision.faces import face_quality
 from ageguard.vision.types import AgeEstimate, Face, RGBImage
 
-HEAD_DIR = Path(__file__).resolve().parent
 HEAD_FILE = "age_head.json"
 MIN_AGE, MAX_AGE = 1.0, 100.0
 
@@ -75,7 +74,7 @@ def distribution_mean_std(probs: np.ndarray) -> tuple[float, float]:
     return mean, float(math.sqrt(max(float((p * (ages - mean) ** 2).sum()), 0.0)))
 
 
-def load_head_metadata(head_dir: Path = HEAD_DIR) -> dict[str, Any]:
+def load_head_metadata(head_dir: Path) -> dict[str, Any]:
     path = head_dir / HEAD_FILE
     try:
         data: dict[str, Any] = json.loads(path.read_text())
@@ -87,7 +86,7 @@ def load_head_metadata(head_dir: Path = HEAD_DIR) -> dict[str, Any]:
 class AgeHead:
     """The trained head's ONNX session, checked against the SHA-256 its training wrote; thread-safe."""
 
-    def __init__(self, head_dir: Path = HEAD_DIR) -> None:
+    def __init__(self, head_dir: Path) -> None:
         meta = load_head_metadata(head_dir)
         if int(meta.get("feature_dim", -1)) != FEATURE_DIM:
             raise AgeGuardError("SERVICE_UNAVAILABLE", "age model expects other features than these networks")
@@ -126,8 +125,9 @@ class AgeEstimator:
         self.priors = priors or QualityPriors()
 
     @classmethod
-    def load(cls, settings: Settings) -> AgeEstimator:
-        return cls(FaceResAge.from_store(), FaceApiAgeModel(), AgeHead())
+    def with_head(cls, head: AgeHead) -> AgeEstimator:
+        """The store's verified networks with a trained head (``settings.age_head_dir``)."""
+        return cls(FaceResAge.from_store(), FaceApiAgeModel(), head)
 
     def network_inputs(self) -> dict[str, tuple[int, ...]]:
         """Input shape of each network (by store asset) per request; the mirrored copy doubles the batch."""
