@@ -73,6 +73,18 @@ def public_pem(tmp_path_factory: pytest.TempPathFactory) -> Path:
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
+    (path.parent / "priv-pkcs1.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    (path.parent / "ec-priv.pem").write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     (path.parent / "junk.pem").write_bytes(b"hello")
     return path
 
@@ -104,6 +116,8 @@ def test_app_create_generates_a_key_pair(hub_env: str, tmp_path: Path) -> None:
     assert result["org"] == "default" and result["private_key_file"] == str(key_file.resolve())
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert [p.name for p in key_file.parent.iterdir()] == ["shop.pem"]  # no temporary file left
+    # PKCS#1, the form the Go, Java and .NET SDKs load (and Python and Node too).
+    assert key_file.read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----\n")
     private = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
     assert isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048
     with Hub(hub_env) as hub:
@@ -136,6 +150,13 @@ def test_app_create_with_public_key_files_and_endpoints(hub_env: str, public_pem
     with Hub(hub_env) as hub:
         a, b = hub.find_app(str(last_json(out)["sdk_id"])), hub.find_app(str(result["sdk_id"]))
         assert a is not None and b is not None and a.public_key_der == b.public_key_der
+    # The private key an SDK already uses, PKCS#8 or PKCS#1: its public part is registered, nothing else.
+    for name in ("priv.pem", "priv-pkcs1.pem"):
+        out = ok("app", "create", "--name", f"own-{name}", "--public-key", str(public_pem.parent / name))
+        assert "PRIVATE KEY" not in out
+        with Hub(hub_env) as hub:
+            own = hub.find_app(str(last_json(out)["sdk_id"]))
+            assert own is not None and own.public_key_der == b.public_key_der
 
 
 def test_app_create_errors_are_clear(hub_env: str, public_pem: Path, tmp_path: Path) -> None:
@@ -151,7 +172,7 @@ def test_app_create_errors_are_clear(hub_env: str, public_pem: Path, tmp_path: P
     assert "cannot read public key file" in failing(
         "app", "create", "--name", "x", "--public-key", str(keys / "missing.pem")
     )
-    assert "private key" in failing("app", "create", "--name", "x", "--public-key", str(keys / "priv.pem"))
+    assert "must be RSA" in failing("app", "create", "--name", "x", "--public-key", str(keys / "ec-priv.pem"))
     assert "must be RSA" in failing("app", "create", "--name", "x", "--public-key", str(keys / "ec.pem"))
     assert "not a usable public key" in failing(
         "app", "create", "--name", "x", "--public-key", str(keys / "junk.pem")

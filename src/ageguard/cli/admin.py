@@ -150,7 +150,8 @@ def _resolve_app(hub: Hub, ref: str) -> AppView:
 
 
 def _read_public_key(path: Path) -> bytes:
-    """The DER public key in a PEM or DER file, validated (RSA); exits with a clear message otherwise."""
+    """The DER public key of a public key file (PEM or DER) or of a private key PEM (PKCS#1 or PKCS#8),
+    validated (RSA); exits with a clear message otherwise. A private key is read, never stored."""
     from ageguard.errors import AgeGuardError
     from ageguard.hub import public_key_der
 
@@ -158,9 +159,11 @@ def _read_public_key(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         _fail(f"cannot read public key file {path}: {exc.strerror or exc}")
-    if b"PRIVATE KEY-----" in data:
-        _fail(f"{path} holds a private key; give the public key (the server never takes a private key)")
+    from ageguard.hub.keys import public_key_der_of_private_pem
+
     try:
+        if b"PRIVATE KEY-----" in data:  # PKCS#1 or PKCS#8: only the public part is registered
+            return public_key_der_of_private_pem(data)
         return public_key_der(data)
     except AgeGuardError as exc:
         _fail(f"{path} is not a usable public key: {exc.message}")
@@ -290,7 +293,12 @@ _PRIVATE_KEY_OUT = typer.Option(
     "--private-key-out",
     help="Generate a 2048-bit RSA key pair; write the private key (PEM, mode 0600) here.",
 )
-_PUBLIC_KEY = typer.Option(None, "--public-key", help="Register this RSA public key (PEM or DER) instead.")
+_PUBLIC_KEY = typer.Option(
+    None,
+    "--public-key",
+    help="Register this RSA key instead: a public key (PEM or DER), or the private key your SDK already uses "
+    "(PKCS#1 or PKCS#8 PEM; only its public part is kept).",
+)
 _FORCE = typer.Option(False, "--force", help="Replace an existing --private-key-out file.")
 _ENDPOINTS_CREATE = typer.Option(
     None, "--endpoints", help="Allowed endpoints, comma-separated or repeated (default: all)."

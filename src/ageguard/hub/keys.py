@@ -53,10 +53,32 @@ def generate_private_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def private_key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    """PKCS#8 PEM, unencrypted: what the Yoti SDKs load."""
+    """PKCS#1 PEM (``BEGIN RSA PRIVATE KEY``), unencrypted: the one form every official Yoti SDK loads
+    (Go's ``x509.ParsePKCS1PrivateKey`` and the Java and .NET loaders refuse PKCS#8; SDK-WIRE.md)."""
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )
+
+
+def public_key_der_of_private_pem(data: bytes) -> bytes:
+    """The DER public key of an unencrypted RSA private key in PKCS#1 or PKCS#8 PEM (validated).
+
+    An operator may bring the key pair their SDK already uses; only its public part is kept.
+    """
+    try:
+        key = serialization.load_pem_private_key(data.strip(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise AgeGuardError(
+            "INVALID_PUBLIC_KEY_ENCODING",
+            "Failed to load key: not an unencrypted PKCS#1 or PKCS#8 private key.",
+        ) from exc
+    except Exception as exc:  # cryptography raises UnsupportedAlgorithm for odd key types
+        raise AgeGuardError("INVALID_PUBLIC_KEY_ENCODING", f"Failed to load key: {exc}.") from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise AgeGuardError("INVALID_PUBLIC_KEY_ENCODING", "Failed to load public key: the key must be RSA.")
+    return public_key_der(der_of(key.public_key()))
 
 
 def der_of(key: rsa.RSAPublicKey) -> bytes:
