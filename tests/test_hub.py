@@ -92,6 +92,55 @@ def test_migrations_match_the_table_definitions(hub: Hub) -> None:
     assert diff == []
 
 
+def test_nonce_expiry_migration_keeps_existing_claims(hub_url: str, rsa_key: rsa.RSAPrivateKey) -> None:
+    """0003 on a database at 0002 that holds nonces: the claims survive with an expiry a month out."""
+    from alembic import command
+
+    from ageguard.hub.schema import UTCDateTime, applications, organisations
+
+    old_nonces = sa.table(
+        "nonces", sa.column("app_sdk_id", sa.Uuid()), sa.column("nonce"), sa.column("seen_at", UTCDateTime())
+    )
+    work = hub_engine.create_hub_engine(hub_url)
+    cfg = hub_engine.alembic_config()
+    org_id, app_id = uuid.uuid4(), uuid.uuid4()
+    try:
+        with work.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0002_capture_sessions")
+            conn.execute(organisations.insert().values(id=org_id, name="o", status="active", created=T0))
+            conn.execute(
+                applications.insert().values(
+                    sdk_id=app_id,
+                    org_id=org_id,
+                    name="a",
+                    public_key_der=der(rsa_key),
+                    enabled=True,
+                    allowed_endpoints=list(ENDPOINTS),
+                    created=T0,
+                )
+            )
+            conn.execute(old_nonces.insert().values(app_sdk_id=app_id, nonce="n-old", seen_at=T0))
+    finally:
+        work.dispose()
+    before = datetime.now(UTC)
+    with Hub(hub_url) as hub:  # migrates to head
+        with raw_engine(hub).connect() as conn:
+            assert hub_engine.current_revisions(conn) == hub_engine.head_revisions()
+        ((nonce, expires),) = _nonce_claims(hub)
+        assert nonce == "n-old"
+        assert before + timedelta(days=29) < expires < datetime.now(UTC) + timedelta(days=31)
+        assert hub.use_nonce(str(app_id), "n-old", datetime.now(UTC), 900) is False  # still a replay
+
+
+def _nonce_claims(hub: Hub) -> list[tuple[str, datetime]]:
+    from ageguard.hub.schema import nonces
+
+    with raw_engine(hub).connect() as conn:
+        rows = conn.execute(sa.select(nonces.c.nonce, nonces.c.expires_at)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
 def test_concurrent_opening_of_a_fresh_database_from_threads(hub_url: str) -> None:
     barrier = threading.Barrier(4)
 
@@ -399,21 +448,60 @@ def test_concurrent_nonce_use_exactly_one_wins(hub_url: str, rsa_key: rsa.RSAPri
             h.close()
 
 
-def test_expired_nonces_are_purged(hub: Hub, rsa_key: rsa.RSAPrivateKey) -> None:
+def _nonce_rows(hub: Hub) -> list[str]:
+    with raw_engine(hub).connect() as conn:
+        return sorted(conn.execute(sa.text("SELECT nonce FROM nonces")).scalars().all())
+
+
+def test_each_nonce_keeps_its_own_expiry(hub: Hub, rsa_key: rsa.RSAPrivateKey) -> None:
+    """A short claim (fresh epoch timestamp) and a long one (Java) side by side; each lapses on its own."""
+    app = hub.create_app("a", None, pem(rsa_key))
+    short, long = str(uuid.uuid4()), str(uuid.uuid4())
+    month = 30 * 86400
+    assert hub.use_nonce(app.sdk_id, short, T0, 900)
+    assert hub.use_nonce(app.sdk_id, long, T0, month)
+    later = T0 + timedelta(minutes=20)
+    assert hub.use_nonce(app.sdk_id, short, later, 900) is True  # expired: claimable again
+    assert hub.use_nonce(app.sdk_id, long, later, 900) is False  # its own 30 days decide, not the caller's
+    assert hub.use_nonce(app.sdk_id, long, T0 + timedelta(days=29), 900) is False
+    assert hub.use_nonce(app.sdk_id, long, T0 + timedelta(days=30, seconds=1), 900) is True
+
+
+def test_expired_nonces_are_purged_in_batches(hub: Hub, rsa_key: rsa.RSAPrivateKey) -> None:
     app = hub.create_app("a", None, pem(rsa_key))
     for i in range(5):
         assert hub.use_nonce(app.sdk_id, f"old-{i}", T0, 60)
-    assert hub.purge_nonces(T0 + timedelta(seconds=30), 60) == 0
+    assert hub.use_nonce(app.sdk_id, "java", T0, 30 * 86400)
+    assert hub.wait_nonce_purge(30)
+    assert hub.purge_nonces(T0 + timedelta(seconds=30)) == 0
     assert hub.use_nonce(app.sdk_id, "fresh", T0 + timedelta(seconds=50), 60)
-    assert hub.purge_nonces(T0 + timedelta(seconds=61), 60) == 5
+    batches: list[int] = []
+    purged = hub.purge_nonces(
+        T0 + timedelta(seconds=61), batch_size=2, on_batch=lambda n, _s: batches.append(n)
+    )
+    assert purged == 5 and batches == [2, 2, 1]
+    assert _nonce_rows(hub) == ["fresh", "java"]
+    assert hub.purge_nonces(T0 + timedelta(days=31), max_rows=1) == 1
 
-    # The occasional purge runs on its own from use_nonce.
+
+def test_the_purge_runs_in_the_background(hub: Hub, rsa_key: rsa.RSAPrivateKey) -> None:
+    """use_nonce starts the purge on its own thread, at most once a minute, and returns without it."""
+    app = hub.create_app("a", None, pem(rsa_key))
+    purgers: list[str] = []
+    original = hub.purge_nonces
+
+    def spy(now: datetime | None = None, **kwargs: object) -> int:
+        purgers.append(threading.current_thread().name)
+        return original(now, **kwargs)  # type: ignore[arg-type]
+
+    hub.purge_nonces = spy  # type: ignore[method-assign]
     for i in range(3):
         hub.use_nonce(app.sdk_id, f"again-{i}", T0 + timedelta(hours=1), 60)
+    assert hub.wait_nonce_purge(30)
     hub.use_nonce(app.sdk_id, "later", T0 + timedelta(hours=2), 60)
-    with raw_engine(hub).connect() as conn:
-        left = conn.execute(sa.text("SELECT nonce FROM nonces")).scalars().all()
-    assert left == ["later"]
+    assert hub.wait_nonce_purge(30)
+    assert _nonce_rows(hub) == ["later"]
+    assert purgers == ["ageguard-nonce-purge", "ageguard-nonce-purge"]
 
 
 def test_nonce_errors(hub: Hub, rsa_key: rsa.RSAPrivateKey) -> None:

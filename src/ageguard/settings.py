@@ -181,9 +181,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = 2_621_440  # 2.5 MiB
     queue_size: int = 16
     inference_threads: int = 2
+    # Signed requests and replays (docs/api.md, "Timestamps and replays"). An epoch timestamp (seconds or
+    # milliseconds) must be within `timestamp_window_s` of now; its nonce is kept `nonce_ttl_s` (at least two
+    # windows), after which the stale timestamp refuses a replay. A timestamp that is not epoch time (Java's
+    # System.nanoTime()/1000) is accepted with `java_timestamp_compat` (default on; off refuses such
+    # requests, for deployments without Java clients) and its nonce is kept `nonce_retention_s`. That is
+    # also how far back a stale epoch timestamp is recognised as one: every captured request is refused when
+    # replayed within `nonce_retention_s` of being sent. Cost: docs/performance.md, "Nonce store".
     timestamp_window_s: int = 300
     nonce_ttl_s: int = 900
-    java_timestamp_compat: bool = False
+    nonce_retention_s: int = 30 * 86400
+    java_timestamp_compat: bool = True
 
     def limits(self, level: str) -> ImageLimits:
         return self.low if level == "low" else self.normal

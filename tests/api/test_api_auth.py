@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests_api_helpers import BODY, assert_error
+from tests_api_helpers import BODY, Api, assert_error
 
 from ageguard import signing
-from ageguard.api.auth import Verifier, check_timestamp, target_suffixes
+from ageguard.api.auth import TimestampKind, Verifier, check_timestamp, target_suffixes
 from ageguard.errors import CATALOGUE, AgeGuardError
+from ageguard.hub import Hub
 from ageguard.hub.keys import der_of
+from ageguard.settings import Settings
 
 
 def _q(nonce: str | None = None, ts: int | None = None) -> str:
@@ -114,7 +117,7 @@ NOW = 1_750_000_000.0
 
 @pytest.mark.parametrize("value", [str(int(NOW * 1000)), str(int(NOW)), str(int(NOW * 1000) - 250_000)])
 def test_fresh_timestamps(value: str) -> None:
-    check_timestamp(value, NOW, 300, java_compat=False)
+    assert check_timestamp(value, NOW, 300, java_compat=False) is TimestampKind.EPOCH
 
 
 @pytest.mark.parametrize(
@@ -126,14 +129,112 @@ def test_bad_or_stale_timestamps(value: str | None) -> None:
     assert info.value.code == "INVALID_TIMESTAMP"
 
 
-def test_java_monotonic_only_in_compat_mode() -> None:
-    monotonic_us = "86400000000"  # one day of uptime in microseconds: not epoch time at any scale
-    with pytest.raises(AgeGuardError):
+#: Java's System.nanoTime()/1000: the SDK-WIRE capture (1502 s of uptime) and five days of uptime.
+JAVA_TIMESTAMPS = ["1502261476", "432000000000"]
+
+
+@pytest.mark.parametrize("monotonic_us", JAVA_TIMESTAMPS)
+def test_java_monotonic_accepted_by_default_refused_in_strict_mode(monotonic_us: str) -> None:
+    assert Settings().java_timestamp_compat is True
+    assert check_timestamp(monotonic_us, NOW, 300, java_compat=True) is TimestampKind.MONOTONIC
+    with pytest.raises(AgeGuardError) as info:
         check_timestamp(monotonic_us, NOW, 300, java_compat=False)
-    check_timestamp(monotonic_us, NOW, 300, java_compat=True)
-    # Compat mode does not open the window for stale epoch values.
-    with pytest.raises(AgeGuardError):
-        check_timestamp(str(int(NOW * 1000) - 3_600_000), NOW, 300, java_compat=True)
+    assert info.value.code == "INVALID_TIMESTAMP"
+
+
+@pytest.mark.parametrize("age_s", [301, 3600, 86400, 29 * 86400])
+@pytest.mark.parametrize("scale", [1, 1000, 1_000_000])
+def test_stale_epoch_values_refused_within_the_lookback(age_s: int, scale: int) -> None:
+    """A replayed epoch-time request reads as stale, not as Java, for the whole look-back (30 days)."""
+    with pytest.raises(AgeGuardError) as info:
+        check_timestamp(str(int((NOW - age_s) * scale)), NOW, 300, java_compat=True)
+    assert info.value.code == "INVALID_TIMESTAMP"
+
+
+def test_values_outside_the_lookback_are_not_epoch_time() -> None:
+    # An epoch value further ahead than the window, or older than the look-back, is not one a fresh
+    # request could have carried: it is taken for a monotonic clock (and its nonce kept 30 days).
+    for value in (int(NOW * 1000) + 600_000, int((NOW - 31 * 86400) * 1000)):
+        assert check_timestamp(str(value), NOW, 300, java_compat=True) is TimestampKind.MONOTONIC
+    assert check_timestamp(str(int(NOW * 1000) - 3_600_000), NOW, 300, True, 1800) is TimestampKind.MONOTONIC
+
+
+def _move_clock(api: Api, when: float) -> None:
+    verifier: Verifier = api.client.app.state.service.verifier  # type: ignore[attr-defined]
+    verifier.clock = lambda: when
+
+
+def test_java_request_accepted_by_default_and_refused_when_replayed(api: Api) -> None:
+    """Default settings: a Java-signed request is 200; the same bytes 20 minutes (or 29 days) later: 401."""
+    start = time.time()
+    query = f"nonce={uuid.uuid4()}&timestamp={JAVA_TIMESTAMPS[0]}"
+    first = api.send("/age-antispoofing", BODY, query=query)
+    assert first.status_code == 200, first.text
+    for later in (20 * 60, 29 * 86400):
+        _move_clock(api, start + later)
+        assert_error(api.send("/age-antispoofing", BODY, query=query), "INVALID_NONCE")
+    # The nonce is kept for nonce_retention_s, not nonce_ttl_s.
+    assert api.settings.nonce_retention_s == 30 * 86400
+
+
+def test_epoch_request_replayed_after_its_window_is_a_stale_timestamp(api: Api) -> None:
+    start = time.time()
+    query = f"nonce={uuid.uuid4()}&timestamp={int(start * 1000)}"
+    assert api.send("/age", BODY, query=query).status_code == 200
+    _move_clock(api, start + 60)
+    assert_error(api.send("/age", BODY, query=query), "INVALID_NONCE")  # within its window: the nonce
+    for later in (20 * 60, 29 * 86400):  # its nonce is purged by then; the timestamp refuses it
+        _move_clock(api, start + later)
+        assert_error(api.send("/age", BODY, query=query), "INVALID_TIMESTAMP")
+
+
+def test_java_request_refused_in_strict_mode(tmp_path: Path, private_key: rsa.RSAPrivateKey) -> None:
+    settings = Settings(
+        home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'hub.db'}", java_timestamp_compat=False
+    )
+    with Hub(settings.resolved_database_url) as hub:
+        app = hub.create_app("strict", None, der_of(private_key.public_key()))
+        query = f"nonce={uuid.uuid4()}&timestamp={JAVA_TIMESTAMPS[1]}".encode()
+        digest = signing.sign(private_key, "POST", b"/age?" + query, b"{}")
+        with pytest.raises(AgeGuardError) as info:
+            Verifier(settings, hub).verify(
+                method="POST",
+                raw_path=b"/ai/v1/age",
+                query_string=query,
+                headers={"x-yoti-auth-id": app.sdk_id, "x-yoti-auth-digest": digest},
+                body=b"{}",
+                endpoint="age",
+            )
+    assert info.value.code == "INVALID_TIMESTAMP"
+
+
+def test_nonce_ttl_per_timestamp_kind(api_settings: Settings, api: Api) -> None:
+    verifier = Verifier(api_settings, api.hub)
+    assert verifier.nonce_ttl_s(TimestampKind.EPOCH) == 900
+    assert verifier.nonce_ttl_s(TimestampKind.MONOTONIC) == 30 * 86400
+    wide = api_settings.model_copy(update={"timestamp_window_s": 1200})
+    assert Verifier(wide, api.hub).nonce_ttl_s(TimestampKind.EPOCH) == 2400  # outlives its freshness
+
+
+def test_app_id_query_parameter_names_the_app_without_the_header(api: Api) -> None:
+    """Ruby <= 1.6 sends no X-Yoti-Auth-Id; its signed appId parameter names the application."""
+    verifier = Verifier(api.settings, api.hub)
+    for sdk_id, code in ((api.sdk_id, None), ("not-a-uuid", "INVALID_X_YOTI_AUTH_ID")):
+        query = f"nonce={uuid.uuid4()}&timestamp={int(time.time())}&appId={sdk_id}".encode()
+        digest = signing.sign(api.key, "POST", b"/age/?" + query, b"{}")
+        try:
+            ctx = verifier.verify(
+                method="POST",
+                raw_path=b"/ai/v1/age/",
+                query_string=query,
+                headers={"x-yoti-auth-digest": digest},
+                body=b"{}",
+                endpoint="age",
+            )
+        except AgeGuardError as exc:
+            assert exc.code == code
+        else:
+            assert code is None and ctx.app.sdk_id == api.sdk_id
 
 
 # ---------------------------------------------------------------------------------------- rejected

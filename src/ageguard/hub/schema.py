@@ -104,7 +104,10 @@ nonces = sa.Table(
         primary_key=True,
     ),
     sa.Column("nonce", sa.String(NONCE_LEN), primary_key=True),
-    sa.Column("seen_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("seen_at", UTCDateTime(), nullable=False),
+    # When the claim lapses: seen_at + the TTL the verifier chose for the request (migration 0003). The
+    # purge deletes by this index in small batches.
+    sa.Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
 request_records = sa.Table(

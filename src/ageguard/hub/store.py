@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -57,8 +58,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Expired nonces are deleted at most this often by one Hub instance.
+#: A background purge of expired nonces starts at most this often per Hub instance ...
 NONCE_PURGE_INTERVAL_S = 60
+#: ... and deletes this many rows per transaction, pausing this long between two (requests go first).
+NONCE_PURGE_BATCH = 1000
+NONCE_PURGE_PAUSE_S = 0.005
+#: How long close() waits for a running purge's current batch.
+NONCE_PURGE_CLOSE_WAIT_S = 10.0
 
 
 class HubError(ValueError):
@@ -181,6 +187,8 @@ class Hub:
         self._engine = _engine.create_hub_engine(url)
         self._purge_lock = threading.Lock()
         self._next_nonce_purge: datetime | None = None
+        self._purger: threading.Thread | None = None
+        self._closing = threading.Event()
         try:
             _engine.upgrade(url, self._engine)
         except SQLAlchemyError as exc:
@@ -204,8 +212,16 @@ class Hub:
     # -- plumbing -----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release the connection pool (call in a child after fork, or at shutdown)."""
+        """Release the connection pool (call in a child after fork, or at shutdown).
+
+        A background nonce purge stops after its current batch.
+        """
+        self._closing.set()
+        purger = self._purger
+        if purger is not None and purger is not threading.current_thread():
+            purger.join(NONCE_PURGE_CLOSE_WAIT_S)
         self._engine.dispose()
+        self._closing.clear()  # a Hub used again after close() (it reconnects) purges again
 
     def __enter__(self) -> Hub:
         return self
@@ -462,22 +478,25 @@ class Hub:
     # -- nonces -------------------------------------------------------------------------------------
 
     def use_nonce(self, sdk_id: str, nonce: str, now: datetime, ttl_s: int) -> bool:
-        """Claim ``nonce`` for the application: True the first time, False on a replay within ``ttl_s``.
+        """Claim ``nonce`` for the application for ``ttl_s``: True the first time, False on a replay.
 
         Atomic across threads and processes (the primary key (app, nonce) decides). Nonces are compared
-        case-insensitively. A nonce last seen more than ``ttl_s`` ago may be claimed again.
+        case-insensitively. Each claim keeps its own expiry (``now + ttl_s``: the verifier keeps nonces of
+        non-epoch timestamps far longer); a nonce whose claim has expired may be claimed again. Expired
+        claims are deleted in the background (:meth:`purge_nonces`), never on the calling thread.
         """
         app_id = _app_uuid(sdk_id)
         key = (nonce or "").strip().lower()
         if not key or len(key) > NONCE_LEN:
             raise AgeGuardError("INVALID_NONCE")
         now = _as_utc(now)
-        cutoff = now - timedelta(seconds=ttl_s)
+        expires = now + timedelta(seconds=max(int(ttl_s), 0))
         try:
             for _ in range(3):
                 try:
                     with self._tx() as conn:
-                        conn.execute(nonces.insert().values(app_sdk_id=app_id, nonce=key, seen_at=now))
+                        claim = {"app_sdk_id": app_id, "nonce": key, "seen_at": now, "expires_at": expires}
+                        conn.execute(nonces.insert().values(**claim))
                     return True
                 except IntegrityError:
                     pass
@@ -485,7 +504,9 @@ class Hub:
                     same = (nonces.c.app_sdk_id == app_id) & (nonces.c.nonce == key)
                     # An expired claim may be renewed; only one concurrent renewer matches the WHERE.
                     renewed = conn.execute(
-                        nonces.update().where(same, nonces.c.seen_at < cutoff).values(seen_at=now)
+                        nonces.update()
+                        .where(same, nonces.c.expires_at < now)
+                        .values(seen_at=now, expires_at=expires)
                     )
                     if renewed.rowcount == 1:
                         return True
@@ -498,26 +519,79 @@ class Hub:
         except IntegrityError as exc:
             raise StoreUnavailable("The nonce could not be recorded.") from exc
         finally:
-            self._maybe_purge_nonces(now, ttl_s)
+            self._maybe_purge_nonces(now)
 
-    def _maybe_purge_nonces(self, now: datetime, ttl_s: int) -> None:
+    def _maybe_purge_nonces(self, now: datetime) -> None:
+        """Start a background purge of claims expired at ``now``, at most every NONCE_PURGE_INTERVAL_S."""
         if self._next_nonce_purge is not None and now < self._next_nonce_purge:
             return
-        if not self._purge_lock.acquire(blocking=False):
-            return
+        with self._purge_lock:
+            if self._closing.is_set() or (self._purger is not None and self._purger.is_alive()):
+                return
+            if self._next_nonce_purge is not None and now < self._next_nonce_purge:
+                return
+            self._next_nonce_purge = now + timedelta(seconds=NONCE_PURGE_INTERVAL_S)
+            self._purger = threading.Thread(
+                target=self._purge_in_background, args=(now,), name="ageguard-nonce-purge", daemon=True
+            )
+            self._purger.start()
+
+    def _purge_in_background(self, now: datetime) -> None:
         try:
-            self._next_nonce_purge = now + timedelta(seconds=min(NONCE_PURGE_INTERVAL_S, max(ttl_s, 1)))
-            self.purge_nonces(now, ttl_s)
+            self.purge_nonces(now)
         except AgeGuardError:
             log.warning("purging expired nonces failed", exc_info=True)
-        finally:
-            self._purge_lock.release()
 
-    def purge_nonces(self, now: datetime, ttl_s: int) -> int:
-        """Delete nonces last seen more than ``ttl_s`` before ``now``; returns how many."""
-        cutoff = _as_utc(now) - timedelta(seconds=ttl_s)
-        with self._tx() as conn:
-            return conn.execute(nonces.delete().where(nonces.c.seen_at < cutoff)).rowcount
+    def wait_nonce_purge(self, timeout: float | None = None) -> bool:
+        """Wait for a background nonce purge to finish; True when none is running any more."""
+        purger = self._purger
+        if purger is not None:
+            purger.join(timeout)
+            return not purger.is_alive()
+        return True
+
+    def purge_nonces(
+        self,
+        now: datetime | None = None,
+        *,
+        batch_size: int = NONCE_PURGE_BATCH,
+        max_rows: int | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> int:
+        """Delete claims expired at ``now`` (default: the current time); returns how many.
+
+        Deletes ``batch_size`` rows per transaction, oldest expiry first, so a write lock (SQLite) or the
+        row locks (PostgreSQL) are held only briefly and requests claiming nonces meanwhile wait at most one
+        batch. Stops after ``max_rows`` rows when given, and when the Hub is closed. ``on_batch(rows,
+        seconds)`` is called after each batch (the measurement command uses it).
+        """
+        cutoff = _as_utc(now) if now is not None else _now()
+        size = max(1, int(batch_size))
+        total = 0
+        while not self._closing.is_set() and (max_rows is None or total < max_rows):
+            limit = size if max_rows is None else min(size, max_rows - total)
+            expired = nonces.c.expires_at < cutoff
+            batch = (
+                sa.select(nonces.c.app_sdk_id, nonces.c.nonce)
+                .where(expired)
+                .order_by(nonces.c.expires_at)
+                .limit(limit)
+            )
+            # The outer condition is re-checked on PostgreSQL for a row renewed meanwhile (kept then).
+            statement = nonces.delete().where(
+                sa.tuple_(nonces.c.app_sdk_id, nonces.c.nonce).in_(batch), expired
+            )
+            started = time.perf_counter()
+            with self._tx() as conn:
+                deleted = int(conn.execute(statement).rowcount or 0)
+            if on_batch is not None:
+                on_batch(deleted, time.perf_counter() - started)
+            total += deleted
+            if deleted < limit:
+                break
+            if self._closing.wait(NONCE_PURGE_PAUSE_S):
+                break
+        return total
 
     # -- request records ----------------------------------------------------------------------------
 
