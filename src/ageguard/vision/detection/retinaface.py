@@ -119,8 +119,12 @@ class RetinaFaceDetector(FaceDetector):
             resized = image
         ph, pw = ceil(nh / _ALIGN) * _ALIGN, ceil(nw / _ALIGN) * _ALIGN
         # Zeros after mean subtraction: the padding reads as mean colour, i.e. "nothing here".
-        tensor = np.zeros((1, 3, ph, pw), dtype=np.float32)
-        tensor[0, :, :nh, :nw] = (resized[:, :, ::-1].astype(np.float32) - _MEAN_BGR).transpose(2, 0, 1)
+        tensor = np.empty((1, 3, ph, pw), dtype=np.float32)
+        tensor[0, :, nh:, :] = 0.0
+        tensor[0, :, :nh, nw:] = 0.0
+        # One pass from the uint8 RGB planes straight into the BGR tensor (no float HWC temporaries).
+        planes_bgr = resized.transpose(2, 0, 1)[::-1]
+        np.subtract(planes_bgr, _MEAN_BGR[:, None, None], out=tensor[0, :, :nh, :nw], dtype=np.float32)
         return tensor, nw / w, nh / h
 
     def detect(self, image: RGBImage, timings_ms: dict[str, float] | None = None) -> list[Face]:
