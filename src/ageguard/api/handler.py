@@ -104,30 +104,35 @@ async def handle(request: Request, spec: EndpointSpec) -> Response:
         sdk_id = ctx.app.sdk_id
         if spec.self_checkout and terminal_id is None:
             raise AgeGuardError("TERMINAL_ID_REQUIRED")
-        req = parse_request(raw, spec)
-        del raw
-        device = req.device
-        data = decode_base64(req.img)
-        if ctx.secure:
-            await run_in_threadpool(check_secure, ctx.secure, req.secure, ctx.app, data, state.hub)
         pipeline = state.pipeline
+        read: dict[str, str | None] = {}
 
-        def job(data: bytes = data) -> Analysis:
-            return pipeline.analyse(
+        def job(raw: bytes = raw) -> tuple[AnalysisRequest, Analysis]:
+            # Parsing a megabyte of JSON and base64 is CPU work too: it runs here, on the inference
+            # thread, never on the event loop where it would stall every other connection.
+            req = parse_request(raw, spec)
+            read["device"] = req.device
+            data = decode_base64(req.img)
+            if ctx.secure:
+                check_secure(ctx.secure, req.secure, ctx.app, data, state.hub)
+            analysis = pipeline.analyse(
                 data,
                 level=req.level,
                 age=spec.age,
                 liveness=spec.liveness,
                 assurance=req.assurance,
             )
+            return req, analysis
 
+        del raw
         try:
-            analysis = await state.queue.run(job)
+            req, analysis = await state.queue.run(job)
         except AgeGuardError as exc:
             if exc.code == "SERVICE_UNAVAILABLE":
                 metrics.QUEUE_REJECTIONS.inc()
             raise
         finally:
+            device = read.get("device")
             metrics.IN_FLIGHT.set(state.queue.pending)
         metrics.observe_stages(analysis.timings_ms)
         response = JSONResponse(build_body(spec, req, analysis, settings.max_st_dev))
