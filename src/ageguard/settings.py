@@ -193,6 +193,15 @@ class Settings(BaseSettings):
     nonce_retention_s: int = 30 * 86400
     java_timestamp_compat: bool = True
 
+    # Operations with several instances (docs/deploy.md). `instance_name` labels this instance's metrics
+    # (`ageguard_instance`); unset, `ageguard serve` uses "<hostname>:<port>" (a Kubernetes pod's name).
+    instance_name: str | None = None
+    # On SIGTERM an instance stops accepting connections and finishes its in-flight requests for at most
+    # this long before it exits (below Kubernetes' terminationGracePeriodSeconds, minus the preStop pause).
+    shutdown_grace_s: int = 25
+    # `/ready` answers 503 when the Hub database does not answer a `SELECT 1` within this many seconds.
+    ready_timeout_s: float = 2.0
+
     def limits(self, level: str) -> ImageLimits:
         return self.low if level == "low" else self.normal
 

@@ -253,7 +253,9 @@ def test_metrics_and_no_image_data(api) -> None:
     api.send("/age", BODY)
     assert_error(api.send("/age", {"img": "abc"}), "INVALID_B64_IMAGE")
     text = api.client.get("/metrics").text
-    assert 'ageguard_requests_total{code="OK",endpoint="age"}' in text
+    from ageguard.api.metrics import instance_name
+
+    assert f'ageguard_requests_total{{ageguard_instance="{instance_name()}",code="OK",endpoint="age"}}' in text
     assert 'code="INVALID_B64_IMAGE"' in text
     assert "ageguard_stage_duration_seconds_bucket" in text and 'stage="detect"' in text
     assert BODY["img"] not in text and api.sdk_id not in text
@@ -288,9 +290,12 @@ def test_openapi_documents_every_response(api) -> None:
 
 
 def test_health_and_ready(api) -> None:
-    for path in ("/health", "/ready"):
-        r = api.client.get(path)
-        assert r.status_code == 200 and r.json() == {"status": "ok", "models": True, "store": True}
+    r = api.client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "models": True, "store": None, "detail": None}
+    r = api.client.get("/ready")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "models": True, "store": True, "detail": None}
 
 
 def test_health_503_until_models_loaded(api_settings, private_key) -> None:
@@ -301,8 +306,15 @@ def test_health_503_until_models_loaded(api_settings, private_key) -> None:
     app = create_app(api_settings, pipeline, hub, warmup=lambda: gate.wait(10) and None)
     with TestClient(app) as client:
         api = Api(client, hub, api_settings, pipeline, view.sdk_id, private_key)
-        r = client.get("/health")
-        assert r.status_code == 503 and r.json() == {"status": "unavailable", "models": False, "store": True}
+        for path, store in (("/health", None), ("/ready", True)):
+            r = client.get(path)
+            assert r.status_code == 503
+            assert r.json() == {
+                "status": "unavailable",
+                "models": False,
+                "store": store,
+                "detail": "models are still loading",
+            }
         assert_error(api.send("/age", BODY), "SERVICE_UNAVAILABLE")
         gate.set()
         deadline = time.monotonic() + 5
@@ -313,13 +325,43 @@ def test_health_503_until_models_loaded(api_settings, private_key) -> None:
     hub.close()
 
 
-def test_health_503_when_store_unreachable(api) -> None:
+def test_ready_503_when_store_unreachable_health_stays_200(api) -> None:
+    """/ready takes the instance out of the load balancer when the Hub is down; /health (liveness) does not
+    ask the database, so an orchestrator does not restart every instance for a database outage."""
+
     def broken() -> None:
         raise StoreUnavailable("down")
 
     api.hub.ping = broken  # type: ignore[method-assign]
-    r = api.client.get("/health")
-    assert r.status_code == 503 and r.json()["store"] is False
+    r = api.client.get("/ready")
+    assert r.status_code == 503
+    assert r.json()["store"] is False and r.json()["models"] is True
+    assert "Hub database" in r.json()["detail"]
+    assert api.client.get("/health").status_code == 200
+
+
+def test_ready_503_when_store_hangs(api) -> None:
+    def slow() -> None:
+        time.sleep(3)
+
+    api.hub.ping = slow  # type: ignore[method-assign]
+    api.client.app.state.service.settings.ready_timeout_s = 0.2
+    started = time.monotonic()
+    r = api.client.get("/ready")
+    assert r.status_code == 503 and "within 0.2 s" in r.json()["detail"]
+    assert time.monotonic() - started < 2
+
+
+def test_unrecorded_answer_is_withheld(api) -> None:
+    """A request whose record the Hub refuses is answered 503, never with a result the records lack."""
+
+    def refuse(record: object) -> None:
+        raise StoreUnavailable("down")
+
+    api.hub.record_request = refuse  # type: ignore[method-assign]
+    body = assert_error(api.send("/age", BODY), "SERVICE_UNAVAILABLE")
+    assert "recorded" in body["error_message"]
+    assert "ageguard_record_failures_total" in api.client.get("/metrics").text
 
 
 def test_full_queue_sheds_before_auth_and_keeps_the_nonce(tmp_path, private_key) -> None:

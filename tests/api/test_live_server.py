@@ -181,7 +181,8 @@ def test_overload_answers_503_and_health_stays_up(live: LiveServer) -> None:
     assert health and all(status == 200 for status, _ in health), health
     assert max(seconds for _, seconds in health) < 10
     metrics = httpx.get(live.url + "/metrics").text
-    assert 'ageguard_requests_total{code="SERVICE_UNAVAILABLE",endpoint="age"}' in metrics
+    port = live.url.rsplit(":", 1)[1]
+    assert f':{port}",code="SERVICE_UNAVAILABLE",endpoint="age"}}' in metrics  # ageguard_instance="host:port"
 
 
 def _files_under(*roots: Path, since: float | None = None) -> list[Path]:

@@ -143,17 +143,24 @@ async def handle(request: Request, spec: EndpointSpec) -> Response:
         log_unexpected(spec.path, exc)
         code = "UNSPECIFIED_ERROR"
         response = error_response(AgeGuardError("UNSPECIFIED_ERROR"))
-    elapsed = time.perf_counter() - started
-    metrics.observe_request(spec.name if not spec.self_checkout else spec.path.lstrip("/"), code, elapsed)
-    state.record(
+    # The answer goes out only once its record is committed (docs/deploy.md: an instance killed after
+    # answering loses no record); a record the Hub refuses turns the answer into a 503.
+    recorded = await state.record(
         RequestRecord(
             endpoint=spec.path.lstrip("/"),
             outcome=code,
-            latency_ms=elapsed * 1000.0,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
             sdk_id=sdk_id,
             terminal_id=terminal_id,
             session_id=session_id,
             device=device,
         )
     )
+    if not recorded:
+        code = "SERVICE_UNAVAILABLE"
+        response = error_response(
+            AgeGuardError("SERVICE_UNAVAILABLE", "The request could not be recorded; please retry.")
+        )
+    elapsed = time.perf_counter() - started
+    metrics.observe_request(spec.name if not spec.self_checkout else spec.path.lstrip("/"), code, elapsed)
     return response

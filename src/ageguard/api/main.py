@@ -9,6 +9,7 @@ import logging
 
 from fastapi import FastAPI
 
+from ageguard.api import metrics
 from ageguard.api.app import create_app
 from ageguard.errors import AgeGuardError
 from ageguard.settings import get_settings
@@ -31,6 +32,7 @@ def build_app() -> FastAPI:
     from ageguard.vision.pipeline import Pipeline
 
     settings = get_settings()
+    metrics.set_instance_name(settings.instance_name)
     hub = Hub(settings.resolved_database_url)
     pipeline = Pipeline(settings)
 

@@ -3,14 +3,22 @@
 Labels are endpoint names, outcome codes and stage names only: never image data, never an SDK ID.
 With several worker processes ``ageguard serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers
 start, and ``/metrics`` aggregates every worker's values from there.
+
+Several instances: every sample carries ``ageguard_instance`` (the ``instance_name`` setting; ``ageguard
+serve`` defaults it to "<hostname>:<port>"), added when the exposition is rendered, so the workers of one
+instance sum into one series and two instances never collide even when scraped through one address.
+Prometheus' own ``instance`` target label is left alone (docs/deploy.md shows the scrape config).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -18,6 +26,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+#: The label every sample of this instance carries.
+INSTANCE_LABEL = "ageguard_instance"
+_instance_name: str | None = None
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -42,6 +57,10 @@ QUEUE_REJECTIONS = Counter(
     "ageguard_queue_rejections",
     "Requests refused with SERVICE_UNAVAILABLE because the inference queue was full.",
 )
+RECORD_FAILURES = Counter(
+    "ageguard_record_failures",
+    "Request records the Hub database did not accept (each such request was answered SERVICE_UNAVAILABLE).",
+)
 IN_FLIGHT = Gauge(
     "ageguard_inference_in_flight",
     "Inference jobs running or waiting.",
@@ -59,10 +78,47 @@ def observe_stages(timings_ms: dict[str, float]) -> None:
         STAGE_LATENCY.labels(stage=stage).observe(max(ms, 0.0) / 1000.0)
 
 
+def set_instance_name(name: str | None) -> None:
+    """The ``ageguard_instance`` label value (None: this host's name)."""
+    global _instance_name
+    _instance_name = name.strip() if name and name.strip() else None
+
+
+def instance_name() -> str:
+    return _instance_name or socket.gethostname()
+
+
+class _InstanceLabelled(Collector):
+    """Every family of ``source`` with the instance label added to each sample."""
+
+    def __init__(self, source: CollectorRegistry | Collector, value: str) -> None:
+        self.source = source
+        self.value = value
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.source.collect():
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            out.samples = [
+                Sample(
+                    sample.name,
+                    {**sample.labels, INSTANCE_LABEL: self.value},
+                    sample.value,
+                    sample.timestamp,
+                    sample.exemplar,
+                )
+                for sample in family.samples
+            ]
+            yield out
+
+
 def render() -> tuple[bytes, str]:
     """The exposition text of this process, or of every worker in multiprocess mode."""
+    source: CollectorRegistry | Collector
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        prom_multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        source = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(source)
+    else:
+        source = REGISTRY
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_InstanceLabelled(source, instance_name()))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

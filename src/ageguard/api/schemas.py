@@ -311,7 +311,12 @@ class ErrorBody(BaseModel):
 class HealthBody(BaseModel):
     status: Literal["ok", "unavailable"]
     models: bool = Field(description="Models loaded.")
-    store: bool = Field(description="The Hub store answered.")
+    store: bool | None = Field(
+        description="The Hub store answered a ping just now (`/ready`); null on `/health`, which never asks."
+    )
+    detail: str | None = Field(
+        default=None, description="Why the instance is unavailable (null when `status` is `ok`)."
+    )
 
 
 def request_model(spec: EndpointSpec) -> type[BaseModel]:

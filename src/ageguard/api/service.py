@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ageguard.api import metrics
 from ageguard.api.auth import Verifier
 from ageguard.api.queue import InferenceQueue
 from ageguard.hub.types import AppView, RequestRecord
@@ -53,8 +54,9 @@ class ServiceState:
     warmup: Callable[[], None] | None = None
     models_ready: threading.Event = field(default_factory=threading.Event)
     load_failed: bool = False
+    # Request records are written before the answer goes out, a few at a time per process.
     _recorder: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ageguard-record")
+        default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="ageguard-record")
     )
     # Health pings get their own thread: they never queue behind request work in the shared thread pool.
     _prober: ThreadPoolExecutor = field(
@@ -62,7 +64,7 @@ class ServiceState:
     )
 
     def start(self) -> None:
-        """Load the models in the background; ``/health`` answers 503 until they are loaded."""
+        """Load the models in the background; ``/health`` and ``/ready`` answer 503 until they are loaded."""
         if self.warmup is None:
             self.models_ready.set()
             return
@@ -79,31 +81,55 @@ class ServiceState:
         self.models_ready.set()
         log.info("models loaded; ready")
 
-    def store_ok(self) -> bool:
+    def store_check(self) -> str | None:
+        """None when the Hub store answers a ping, else why not (exception class only: no URL, no data)."""
         try:
             result = self.hub.ping()
         except Exception as exc:
-            log.warning("store ping failed: %s", type(exc).__name__)
-            return False
-        return result is None or bool(result)
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            log.warning("store ping failed: %s (%s)", type(exc).__name__, type(cause).__name__)
+            return f"the Hub database did not answer ({type(cause).__name__})"
+        if result is None or bool(result):
+            return None
+        return "the Hub database did not answer"
 
-    async def store_ok_async(self, timeout_s: float = 5.0) -> bool:
-        """:meth:`store_ok` on the health thread; a store that takes longer than ``timeout_s`` is down."""
-        future = asyncio.get_running_loop().run_in_executor(self._prober, self.store_ok)
+    def store_ok(self) -> bool:
+        return self.store_check() is None
+
+    async def store_check_async(self, timeout_s: float | None = None) -> str | None:
+        """:meth:`store_check` on the health thread; a store slower than ``timeout_s`` counts as down."""
+        limit = self.settings.ready_timeout_s if timeout_s is None else timeout_s
+        future = asyncio.get_running_loop().run_in_executor(self._prober, self.store_check)
         try:
-            return await asyncio.wait_for(future, timeout_s)
+            return await asyncio.wait_for(future, limit)
         except TimeoutError:
-            return False
+            log.warning("store ping took longer than %.1f s", limit)
+            return f"the Hub database did not answer within {limit:g} s"
 
-    def record(self, record: RequestRecord) -> None:
-        """Record a request in the Hub off the request path (one writer thread per process)."""
-        self._recorder.submit(self._record, record)
+    async def store_ok_async(self, timeout_s: float | None = None) -> bool:
+        return await self.store_check_async(timeout_s) is None
 
-    def _record(self, record: RequestRecord) -> None:
+    def models_problem(self) -> str | None:
+        """None once the models are loaded, else why not."""
+        if self.models_ready.is_set():
+            return None
+        return "model loading failed" if self.load_failed else "models are still loading"
+
+    async def record(self, record: RequestRecord) -> bool:
+        """Write the request's record to the Hub; True once it is committed.
+
+        The API answers only after this returns, so no answer is ever given whose record could still be
+        lost (an instance killed after answering). A failed write is logged and counted
+        (``ageguard_record_failures_total``), and the caller answers 503 instead of the result.
+        """
+        loop = asyncio.get_running_loop()
         try:
-            self.hub.record_request(record)
+            await loop.run_in_executor(self._recorder, self.hub.record_request, record)
         except Exception as exc:
-            log.warning("could not record request: %s", type(exc).__name__)
+            metrics.RECORD_FAILURES.inc()
+            log.error("request record not written: %s; answering SERVICE_UNAVAILABLE", type(exc).__name__)
+            return False
+        return True
 
     def stop(self) -> None:
         self.queue.shutdown()

@@ -4,6 +4,11 @@ First start with no configuration (no ``AGEGUARD_DATABASE_URL``): the SQLite sto
 ``AGEGUARD_HOME`` and, when it holds no application, a local one with a fresh RSA key pair; its private
 key is written to ``$AGEGUARD_HOME/local-app.pem`` (mode 0600) and its SDK ID printed, so that
 ``ageguard request age photo.jpg`` works from a second terminal with no flags.
+
+Start-up order: migrate the Hub database (under its lock: several instances may start at once), ensure the
+model assets, the local application, then uvicorn. On SIGTERM uvicorn stops accepting connections and
+finishes the requests in flight (at most ``shutdown_grace_s``) before the process exits.
+``ageguard migrate`` runs only the first step (the Kubernetes migration Job, deploy/k8s/).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import copy
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -86,6 +92,43 @@ def _ensure_models() -> None:
     store.install_all(progress)
 
 
+def _migrate(settings: Settings) -> str:
+    """Bring the Hub database to the newest schema; returns the line that says what happened."""
+    from alembic.util import CommandError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ageguard.hub import engine
+
+    url = settings.resolved_database_url
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        result = engine.upgrade(url)
+    except (SQLAlchemyError, CommandError, OSError) as exc:
+        typer.echo(f"error: the Hub database at {shown} cannot be migrated: {type(exc).__name__}", err=True)
+        raise typer.Exit(1) from exc
+    after = ", ".join(sorted(result.after))
+    if result.migrated:
+        before = ", ".join(sorted(result.before)) or "empty"
+        return f"Hub database {shown}: migrated from {before} to {after}"
+    return f"Hub database {shown}: schema {after} is current"
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the Hub database (AGEGUARD_DATABASE_URL) to this version's schema, then exit.
+
+    Safe to run while instances serve and beside other migrations: a database lock lets one migrate.
+    """
+    typer.echo(_migrate(get_settings()))
+
+
+def _instance_name(settings: Settings, port: int) -> None:
+    """Name this instance for its metrics' ``ageguard_instance`` label (kept when set)."""
+    if not settings.instance_name:
+        os.environ["AGEGUARD_INSTANCE_NAME"] = f"{socket.gethostname()}:{port}"
+
+
 def _metrics_dir(settings: Settings, workers: int) -> None:
     """Several workers share their Prometheus metrics through files (counters only, no request data)."""
     if workers <= 1:
@@ -112,6 +155,7 @@ def serve(
     from uvicorn.config import LOGGING_CONFIG
 
     settings = get_settings()
+    typer.echo(_migrate(settings))
     if models:
         from ageguard.models.store import ModelStoreError
 
@@ -130,6 +174,7 @@ def serve(
         typer.echo(f"{what}: SDK ID {sdk_id}, private key {key_path}")
         typer.echo(f"Try: ageguard request age photo.jpg   (API at {url}/ai/v1)")
     _metrics_dir(settings, workers)
+    _instance_name(settings, port)
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["ageguard"] = {
         "handlers": ["default"],
@@ -146,4 +191,5 @@ def serve(
         log_config=log_config,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )

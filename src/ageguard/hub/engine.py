@@ -4,11 +4,15 @@ SQLite: WAL journal, a 30 s busy timeout, foreign keys on; the parent directory 
 Migrations run under a database-wide lock so several processes may open a Hub at once:
 ``BEGIN IMMEDIATE`` on SQLite (a transaction holding the write lock) and a transaction-scoped advisory
 lock on PostgreSQL. Both back-ends have transactional DDL, so a migration applies wholly or not at all.
+Several instances starting at once on one empty database: the first to take the lock migrates, the others
+wait for it, find the schema current and go on (tests/multi/test_startup.py proves it on PostgreSQL).
+``ageguard migrate`` runs the same step alone (the Kubernetes migration Job).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +119,26 @@ def current_revisions(conn: Connection) -> set[str]:
     return set(ctx.get_current_heads())
 
 
+@dataclass(frozen=True)
+class MigrationResult:
+    """The schema revisions before and after :func:`upgrade`."""
+
+    before: frozenset[str]
+    after: frozenset[str]
+
+    @property
+    def migrated(self) -> bool:
+        """Whether this call applied migrations (False: the schema was already current)."""
+        return self.before != self.after
+
+
 def _upgrade_on(conn: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, "head")
 
 
-def upgrade(url: str | URL, engine: Engine | None = None) -> None:
+def upgrade(url: str | URL, engine: Engine | None = None) -> MigrationResult:
     """Bring the database at ``url`` to the newest schema; safe to call from many processes at once.
 
     ``engine`` (the Hub's own) is used for in-memory SQLite, where another engine would see another database.
@@ -132,19 +149,23 @@ def upgrade(url: str | URL, engine: Engine | None = None) -> None:
         if engine is None:
             raise ValueError("an in-memory SQLite database needs the engine that owns it")
         with engine.begin() as conn:
+            before = current_revisions(conn)
             _upgrade_on(conn)
-        return
+        return MigrationResult(frozenset(before), frozenset(heads))
 
     work = _sqlite_migration_engine(u) if _is_sqlite(u) else create_hub_engine(u)
     try:
         with work.connect() as conn:  # fast path: already at head, no lock taken
             if current_revisions(conn) == heads:
-                return
+                return MigrationResult(frozenset(heads), frozenset(heads))
         with work.begin() as conn:  # on SQLite this is BEGIN IMMEDIATE: the write lock
             if u.get_backend_name() == "postgresql":
+                # Held to the end of this transaction: a second instance waits here, then finds head.
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK_KEY})
-            if current_revisions(conn) != heads:
+            before = current_revisions(conn)
+            if before != heads:
                 log.info("migrating the hub database to %s", ", ".join(sorted(heads)))
                 _upgrade_on(conn)
+        return MigrationResult(frozenset(before), frozenset(heads))
     finally:
         work.dispose()

@@ -1,4 +1,10 @@
-"""Operations: ``/health`` (models loaded and store reachable), ``/ready``, ``/metrics``."""
+"""Operations: ``/health`` (liveness: the process answers and its models are loaded), ``/ready``
+(readiness: that, and the Hub database answers), ``/metrics``.
+
+The two differ on purpose (docs/deploy.md): an orchestrator restarts an instance whose liveness probe fails
+and stops sending traffic to one that is not ready. A database outage must take every instance out of the
+load balancer, not restart them all, so only ``/ready`` asks the database.
+"""
 
 from __future__ import annotations
 
@@ -13,33 +19,42 @@ from ageguard.api.service import ServiceState
 router = APIRouter(tags=["operations"])
 
 _HEALTH_RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"model": schemas.HealthBody, "description": "Models loaded and the store reachable."},
+    200: {"model": schemas.HealthBody, "description": "The process answers and its models are loaded."},
+    503: {"model": schemas.HealthBody, "description": "Models still loading, or their loading failed."},
+}
+_READY_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"model": schemas.HealthBody, "description": "Models loaded and the Hub database answering."},
     503: {
         "model": schemas.HealthBody,
-        "description": "Models still loading, failed, or the store unreachable.",
+        "description": "Models not loaded, or the Hub database unreachable; `detail` says which.",
     },
 }
 
 
-async def _health(request: Request) -> JSONResponse:
-    state: ServiceState = request.app.state.service
-    models = state.models_ready.is_set()
-    store = await state.store_ok_async()
-    ok = models and store
-    body = schemas.HealthBody(status="ok" if ok else "unavailable", models=models, store=store)
+def _answer(models: bool, store: bool | None, detail: str | None) -> JSONResponse:
+    ok = detail is None
+    body = schemas.HealthBody(status="ok" if ok else "unavailable", models=models, store=store, detail=detail)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/health", response_model=schemas.HealthBody, responses=_HEALTH_RESPONSES, summary="Health")
+@router.get("/health", response_model=schemas.HealthBody, responses=_HEALTH_RESPONSES, summary="Liveness")
 async def health(request: Request) -> JSONResponse:
-    """200 once the models are loaded and the Hub store answers, else 503."""
-    return await _health(request)
+    """200 once the models are loaded; never asks the database (a database outage is not a reason to
+    restart an instance). ``store`` is null here."""
+    state: ServiceState = request.app.state.service
+    problem = state.models_problem()
+    return _answer(problem is None, None, problem)
 
 
-@router.get("/ready", response_model=schemas.HealthBody, responses=_HEALTH_RESPONSES, summary="Readiness")
+@router.get("/ready", response_model=schemas.HealthBody, responses=_READY_RESPONSES, summary="Readiness")
 async def ready(request: Request) -> JSONResponse:
-    """The same as ``/health`` (for orchestrators that probe readiness separately)."""
-    return await _health(request)
+    """200 when the models are loaded and the Hub database answers within ``ready_timeout_s``, else 503
+    with the reason in ``detail``."""
+    state: ServiceState = request.app.state.service
+    models_problem = state.models_problem()
+    store_problem = await state.store_check_async()
+    problems = [p for p in (models_problem, store_problem) if p is not None]
+    return _answer(models_problem is None, store_problem is None, "; ".join(problems) or None)
 
 
 @router.get(
