@@ -32,15 +32,22 @@ _SLASHES = re.compile(r"/{2,}")
 
 
 class NormalisePathMiddleware:
-    """Route ``/ai/v1//age`` (the Ruby SDK's target) as ``/ai/v1/age``; ``raw_path`` stays as received."""
+    """Route ``/ai/v1//age`` (the Ruby SDK's target) as ``/ai/v1/age``, and ``/ai/v1/age/`` (Ruby <= 1.6,
+    which puts a ``/`` before the ``?``) too, instead of a redirect no SDK follows; ``raw_path`` stays as
+    received (it is what the signature is verified against)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and "//" in scope.get("path", ""):
-            scope = dict(scope)
-            scope["path"] = _SLASHES.sub("/", scope["path"])
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            routed = _SLASHES.sub("/", path) if "//" in path else path
+            if routed.endswith("/") and routed.startswith(API_PREFIX + "/") and routed != API_PREFIX + "/":
+                routed = routed.rstrip("/")
+            if routed != path:
+                scope = dict(scope)
+                scope["path"] = routed
         await self.app(scope, receive, send)
 
 
