@@ -17,6 +17,8 @@ class ErrorSpec:
     status: int
     message: str
     extension: bool = False
+    #: For AgeGuard's own codes: when the error is answered (rendered in docs/errors.md).
+    note: str = ""
 
 
 _CATALOGUE: tuple[ErrorSpec, ...] = (
@@ -95,10 +97,30 @@ _CATALOGUE: tuple[ErrorSpec, ...] = (
     ErrorSpec("INVALID_SECURE_SESSION", 401, "Invalid secure session token."),
     # AgeGuard extensions (SPEC.md: new codes in the same shape).
     ErrorSpec(
-        "TERMINAL_ID_REQUIRED", 400, "The Terminal-Id header is required on self-checkout endpoints.", True
+        "TERMINAL_ID_REQUIRED",
+        400,
+        "The Terminal-Id header is required on self-checkout endpoints.",
+        True,
+        "`POST /ai/v1/self-checkout/age-antispoofing` without a `Terminal-Id` header, or with an empty one. "
+        "The seeds call the header mandatory for non-browser integrations but list no error for its absence. "
+        "Checked after the signature (so the request's nonce is spent: resend with a fresh one); the "
+        "terminal need not be registered. Every SDK sets it with its header method "
+        "(`withHeader('Terminal-Id', ...)`, `with_header`, `WithHeader`, Go's `Headers` map): docs/sdks.md.",
     ),
-    ErrorSpec("METHOD_NOT_ALLOWED", 405, "The HTTP method is not allowed on this endpoint.", True),
-    ErrorSpec("FILE_NOT_READABLE", 400, "The file could not be read.", True),
+    ErrorSpec(
+        "METHOD_NOT_ALLOWED",
+        405,
+        "The HTTP method is not allowed on this endpoint.",
+        True,
+        "A method other than POST on an analysis endpoint (the seeds define POST only).",
+    ),
+    ErrorSpec(
+        "FILE_NOT_READABLE",
+        400,
+        "The file could not be read.",
+        True,
+        "Only from the `ageguard estimate` command line (a path that cannot be read); never over HTTP.",
+    ),
 )
 
 CATALOGUE: dict[str, ErrorSpec] = {spec.code: spec for spec in _CATALOGUE}
@@ -136,6 +158,16 @@ def markdown_table() -> str:
     for spec in _CATALOGUE:
         origin = "AgeGuard extension" if spec.extension else "Yoti seeds"
         lines.append(f"| {spec.status} | `{spec.code}` | {spec.message} | {origin} |")
+    lines += [
+        "",
+        "## AgeGuard's additions to the seeds' catalogue",
+        "",
+        "Codes the Yoti seeds do not list, in the same shape, for cases the seeds leave without an error.",
+        "",
+    ]
+    for spec in _CATALOGUE:
+        if spec.extension:
+            lines.append(f"- `{spec.code}` ({spec.status}, \"{spec.message}\"): {spec.note}")
     return "\n".join(lines) + "\n"
 
 

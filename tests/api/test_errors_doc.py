@@ -17,3 +17,16 @@ def test_every_code_is_documented() -> None:
     text = DOC.read_text()
     for code, spec in CATALOGUE.items():
         assert f"| {spec.status} | `{code}` |" in text
+
+
+def test_ageguard_additions_are_explained() -> None:
+    """AgeGuard's own codes (TERMINAL_ID_REQUIRED first) say, in their own section, when they are answered."""
+    text = DOC.read_text()
+    additions = text.split("## AgeGuard's additions to the seeds' catalogue", 1)[1]
+    for code, spec in CATALOGUE.items():
+        if spec.extension:
+            assert spec.note, code
+            assert f"- `{code}` ({spec.status}," in additions
+        else:
+            assert f"`{code}`" not in additions
+    assert "`Terminal-Id`" in additions.split("- `TERMINAL_ID_REQUIRED`", 1)[1].split("\n", 1)[0]
