@@ -183,6 +183,13 @@ def test_sqlite_file_parent_created_and_wal(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
+def test_upgrade_alone_creates_the_sqlite_files_folder(tmp_path: Path) -> None:
+    # `ageguard serve` and `ageguard migrate` migrate before anything else touches a first start's home.
+    db = tmp_path / "new-home" / "hub.db"
+    result = hub_engine.upgrade(f"sqlite:///{db}")
+    assert db.exists() and result.migrated
+
+
 def test_in_memory_sqlite_works() -> None:
     with Hub("sqlite://") as h:
         h.create_org("acme")

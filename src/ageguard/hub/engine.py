@@ -153,6 +153,8 @@ def upgrade(url: str | URL, engine: Engine | None = None) -> MigrationResult:
             _upgrade_on(conn)
         return MigrationResult(frozenset(before), frozenset(heads))
 
+    if _is_sqlite(u):
+        _sqlite_prepare_path(u)  # a first start: the home folder may not exist yet
     work = _sqlite_migration_engine(u) if _is_sqlite(u) else create_hub_engine(u)
     try:
         with work.connect() as conn:  # fast path: already at head, no lock taken
