@@ -151,7 +151,6 @@ def serve(
     models: Annotated[bool, typer.Option(help="Ensure the model assets before serving.")] = True,
 ) -> None:
     """Serve the Yoti-compatible API under /ai/v1 (plus /health, /ready, /metrics, /openapi.json)."""
-    import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     settings = get_settings()
@@ -181,8 +180,8 @@ def serve(
         "level": log_level.upper(),
         "propagate": False,
     }
-    uvicorn.run(
-        "ageguard.api.main:build_app",
+    _run(
+        app="ageguard.api.main:build_app",
         factory=True,
         host=host,
         port=port,
@@ -193,3 +192,30 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+
+
+def _run(**options: object) -> None:
+    """What ``uvicorn.run(**options)`` does, with Nagle's algorithm off on the workers' shared socket.
+
+    With ``--workers`` above 1 uvicorn binds the socket itself, without ``TCP_NODELAY``, and the sockets
+    it accepts inherit that: an answer's body then waits for the client's delayed ACK of its headers,
+    40 ms on Linux, on every request (measured: 104 ms per request at concurrency 1, against 64 ms with
+    one worker, whose sockets asyncio does set). Accepted sockets inherit the listening socket's option.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(**options)  # type: ignore[arg-type]
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            sock = config.bind_socket()
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run()
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
