@@ -255,7 +255,8 @@ def test_metrics_and_no_image_data(api) -> None:
     text = api.client.get("/metrics").text
     from ageguard.api.metrics import instance_name
 
-    assert f'ageguard_requests_total{{ageguard_instance="{instance_name()}",code="OK",endpoint="age"}}' in text
+    labels = f'ageguard_instance="{instance_name()}",code="OK",endpoint="age"'
+    assert f"ageguard_requests_total{{{labels}}}" in text
     assert 'code="INVALID_B64_IMAGE"' in text
     assert "ageguard_stage_duration_seconds_bucket" in text and 'stage="detect"' in text
     assert BODY["img"] not in text and api.sdk_id not in text
