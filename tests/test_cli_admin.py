@@ -157,6 +157,28 @@ def test_app_create_with_public_key_files_and_endpoints(hub_env: str, public_pem
         with Hub(hub_env) as hub:
             own = hub.find_app(str(last_json(out)["sdk_id"]))
             assert own is not None and own.public_key_der == b.public_key_der
+            # A request the SDK signs with that very key file verifies against the registered app.
+            assert _signed_request_verifies(hub, own.sdk_id, public_pem.parent / name)
+
+
+def _signed_request_verifies(hub: Hub, sdk_id: str, key_file: Path) -> bool:
+    from ageguard import signing
+    from ageguard.api.auth import Verifier
+    from ageguard.settings import Settings
+
+    key = signing.load_private_key(key_file.read_bytes())
+    query = f"nonce={uuid.uuid4()}&timestamp={int(datetime.now(UTC).timestamp() * 1000)}"
+    body = b'{"img": "aGVsbG8="}'
+    digest = signing.sign(key, "POST", f"/age?{query}", body)
+    ctx = Verifier(Settings(), hub).verify(
+        method="POST",
+        raw_path=b"/ai/v1/age",
+        query_string=query.encode(),
+        headers={"x-yoti-auth-id": sdk_id, "x-yoti-auth-digest": digest},
+        body=body,
+        endpoint="age",
+    )
+    return ctx.app.sdk_id == sdk_id
 
 
 def test_app_create_errors_are_clear(hub_env: str, public_pem: Path, tmp_path: Path) -> None:
