@@ -407,8 +407,8 @@ def test_the_compose_nginx_conf_is_valid_nginx(tmp_path: Path) -> None:
     """`nginx -t` on deploy/nginx/nginx.conf, with the compose hostnames and mount path made local."""
     text = (DEPLOY / "nginx" / "nginx.conf").read_text()
     text = re.sub(r"server ageguard-(\d):8000", r"server 127.0.0.1:1\1", text)
+    text = text.replace("/tmp/", f"{tmp_path}/")  # first: the checkout itself may live under /tmp
     text = text.replace("/etc/nginx/ageguard-server.conf", str(DEPLOY / "nginx" / "ageguard-server.conf"))
-    text = text.replace("/tmp/", f"{tmp_path}/")
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
     run = subprocess.run(
