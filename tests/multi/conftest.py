@@ -11,7 +11,7 @@ import base64
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,26 @@ def _multi_prerequisites() -> None:
             conn.exec_driver_sql("SELECT 1")
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL is unreachable ({exc.orig}); set AGEGUARD_TEST_PG=0 to skip", pytrace=False)
+
+
+#: The counts the fault runs measured, printed again at the end of the session (CI's log keeps them).
+_COUNTS: list[str] = []
+
+
+@pytest.fixture
+def report_counts() -> Callable[[str], None]:
+    def report(line: str) -> None:
+        print(line)
+        _COUNTS.append(line.strip())
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _COUNTS:
+        terminalreporter.section("multi-instance runs: requests sent, answered and recorded")
+        for line in _COUNTS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

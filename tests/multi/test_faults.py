@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,7 @@ def _served(instance: Instance) -> float:
 
 
 def test_sigkill_under_load_loses_no_answered_record_and_the_survivors_serve(
-    cluster: Cluster, face_body: dict[str, Any]
+    cluster: Cluster, face_body: dict[str, Any], report_counts: Callable[[str], None]
 ) -> None:
     a, b, c = cluster.instances
     load = Load(cluster, face_body)
@@ -124,8 +125,8 @@ def test_sigkill_under_load_loses_no_answered_record_and_the_survivors_serve(
     other = [o for o in outcomes if o.error is None and o.status not in (200, 503)]
     answered = ok + instance_503
     recorded_unanswered = [o for o in balancer_503 if o.tag in records]
-    print(
-        f"\nSIGKILL under load: sent {len(outcomes)}, answered by an instance {len(answered)} "
+    report_counts(
+        f"SIGKILL under load: sent {len(outcomes)}, answered by an instance {len(answered)} "
         f"(200: {len(ok)}, instance 503: {len(instance_503)}), balancer 503 {len(balancer_503)} "
         f"(of which recorded before the kill: {len(recorded_unanswered)}), other {len(other)}, "
         f"client errors {len(errors)}; records {len(records)}; "

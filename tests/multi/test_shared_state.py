@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_a_request_accepted_by_one_instance_is_a_replay_on_every_other(
 
 
 def test_two_copies_at_the_same_moment_on_two_instances_get_exactly_one_200(
-    cluster: Cluster, face_body: dict[str, Any]
+    cluster: Cluster, face_body: dict[str, Any], report_counts: Callable[[str], None]
 ) -> None:
     instances = cluster.instances
     outcomes = []
@@ -83,7 +84,7 @@ def test_two_copies_at_the_same_moment_on_two_instances_get_exactly_one_200(
         outcome = sorted((r.status_code, error_code(r)) for r in responses)
         outcomes.append(outcome)
         assert outcome == [(200, None), (401, "INVALID_NONCE")], (first.name, second.name, outcome)
-    print(f"simultaneous copies on two instances, {len(outcomes)} rounds: {outcomes}")
+    report_counts(f"simultaneous copies on two instances, {len(outcomes)} rounds: {outcomes}")
 
 
 # ---------------------------------------------------------------------------------------------- capture
