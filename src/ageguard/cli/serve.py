@@ -19,13 +19,16 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ageguard.cli._app import app
 from ageguard.client import LOCAL_APP_INFO, LOCAL_APP_KEY, load_local_app
 from ageguard.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 LOCAL_APP_NAME = "local"
 
@@ -209,13 +212,18 @@ def _run(**options: object) -> None:
     server = uvicorn.Server(config)
     try:
         if config.workers > 1:
-            sock = config.bind_socket()
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            Multiprocess(config, sockets=[sock]).run()
+            Multiprocess(config, sockets=[shared_socket(config)]).run()
         else:
             server.run()
     except KeyboardInterrupt:
         pass
     if config.workers == 1 and not server.started:
         raise typer.Exit(3)  # uvicorn's STARTUP_FAILURE
+
+
+def shared_socket(config: uvicorn.Config) -> socket.socket:
+    """The listening socket several workers share, with ``TCP_NODELAY`` for the sockets it accepts."""
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
