@@ -104,7 +104,7 @@ def check_timestamp(
     now_s: float,
     window_s: float,
     java_compat: bool,
-    lookback_s: float = 30 * 86400,
+    lookback_s: float = Settings.model_fields["nonce_retention_s"].default,
 ) -> TimestampKind:
     """Classify a request's ``timestamp``, or raise ``INVALID_TIMESTAMP``.
 

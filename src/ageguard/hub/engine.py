@@ -87,6 +87,7 @@ def create_hub_engine(url: str | URL) -> Engine:
 
 def _sqlite_migration_engine(url: URL) -> Engine:
     """A one-off SQLite engine whose transactions are real ``BEGIN IMMEDIATE`` ones (write lock held)."""
+    _sqlite_prepare_path(url)  # a first start migrates before anything else: the folder may not exist
     engine = sa.create_engine(
         url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
     )
@@ -153,8 +154,6 @@ def upgrade(url: str | URL, engine: Engine | None = None) -> MigrationResult:
             _upgrade_on(conn)
         return MigrationResult(frozenset(before), frozenset(heads))
 
-    if _is_sqlite(u):
-        _sqlite_prepare_path(u)  # a first start: the home folder may not exist yet
     work = _sqlite_migration_engine(u) if _is_sqlite(u) else create_hub_engine(u)
     try:
         with work.connect() as conn:  # fast path: already at head, no lock taken
