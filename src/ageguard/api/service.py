@@ -93,9 +93,6 @@ class ServiceState:
             return None
         return "the Hub database did not answer"
 
-    def store_ok(self) -> bool:
-        return self.store_check() is None
-
     async def store_check_async(self, timeout_s: float | None = None) -> str | None:
         """:meth:`store_check` on the health thread; a store slower than ``timeout_s`` counts as down."""
         limit = self.settings.ready_timeout_s if timeout_s is None else timeout_s
@@ -105,9 +102,6 @@ class ServiceState:
         except TimeoutError:
             log.warning("store ping took longer than %.1f s", limit)
             return f"the Hub database did not answer within {limit:g} s"
-
-    async def store_ok_async(self, timeout_s: float | None = None) -> bool:
-        return await self.store_check_async(timeout_s) is None
 
     def models_problem(self) -> str | None:
         """None once the models are loaded, else why not."""
