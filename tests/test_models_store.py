@@ -40,9 +40,11 @@ def test_registry_names_and_pins() -> None:
         "retinaface_mnet025",
         "faceapi_agegender",
         "faceres_deep",
+        "faceres_deep_int8",
         "mobilenetv3_coco",
     }
-    # The liveness backbone travels inside antispoof.onnx: a server never installs it.
+    # The liveness backbone travels inside antispoof.onnx: a server never installs it; the int8 variant
+    # only when settings.network_precision selects it.
     assert registry.SERVING_ASSETS == ["retinaface_mnet025", "faceapi_agegender", "faceres_deep"]
     for asset in registry.ASSETS.values():
         assert len(asset.source.sha256) == 64

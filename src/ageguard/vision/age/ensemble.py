@@ -87,7 +87,8 @@ class AgeEnsemble:
         from ageguard.vision.age.faceapi import FaceApiAgeModel
         from ageguard.vision.age.faceres import FaceResAge
 
-        return cls(FaceResAge.from_store(), FaceApiAgeModel(), AgeCalibration.load())
+        faceres = FaceResAge.from_store(settings.network_precision)
+        return cls(faceres, FaceApiAgeModel(), AgeCalibration.load())
 
     def network_inputs(self) -> dict[str, tuple[int, ...]]:
         """Input shape of each network (by store asset) per request; the mirrored copy doubles the batch."""
@@ -100,7 +101,7 @@ class AgeEnsemble:
     ) -> AgeEstimate:
         cal = self.calibration
         timings = timings_ms if timings_ms is not None else {}
-        res_crops = self._crops(image, face, cal.faceres_scale, self.faceres.input_size)
+        res_crops = self.faceres_crops(image, face)
         api_crops = self._crops(image, face, cal.faceapi_scale, self.faceapi.input_size)
         start = time.perf_counter()
         probs = self.faceres.predict_distribution(res_crops)
@@ -112,6 +113,10 @@ class AgeEnsemble:
         if not (math.isfinite(mean) and math.isfinite(std) and math.isfinite(api_age)):
             raise AgeGuardError("FAIL_PREDICTION", "Age distribution is empty.")
         return cal.combine(mean, std, api_age, cal.quality_factor(face_quality(face, image)))
+
+    def faceres_crops(self, image: RGBImage, face: Face) -> npt.NDArray[np.uint8]:
+        """What faceres-deep is given for one face (also what its int8 ranges are measured on)."""
+        return self._crops(image, face, self.calibration.faceres_scale, self.faceres.input_size)
 
     def _crops(self, image: RGBImage, face: Face, scale: float, size: int) -> npt.NDArray[np.uint8]:
         crop = face_crop(image, face, scale=scale, size=size)

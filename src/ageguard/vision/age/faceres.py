@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from ageguard.settings import Precision
 from ageguard.vision.age.base import AgeModel, AgeOutput
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
 ASSET = "faceres_deep"
+# The same network quantised to int8 (models/convert/int8.py), served with AGEGUARD_NETWORK_PRECISION=int8.
+ASSET_INT8 = "faceres_deep_int8"
 INPUT_SIZE = 224
 # Per-channel means in B, G, R order (Caffe ImageNet), subtracted from the BGR pixels.
 MEANS_BGR = np.array([103.939, 116.779, 123.68], np.float32)
@@ -55,15 +58,15 @@ class FaceResAge(AgeModel):
     """Age from HSE faceres-deep; thread-safe (onnxruntime sessions may be run concurrently)."""
 
     name = "faceres"
-    asset = ASSET
     input_size = INPUT_SIZE
 
-    def __init__(self, session: ort.InferenceSession | None = None) -> None:
-        """Run ``session`` (the converted model), or by default the store's verified ``faceres_deep``."""
+    def __init__(self, session: ort.InferenceSession | None = None, asset: str = ASSET) -> None:
+        """Run ``session`` (the converted model), or by default the store's verified ``asset``."""
         if session is None:
             from ageguard.models import store
 
-            session = store.session(ASSET)
+            session = store.session(asset)
+        self.asset = asset
         inputs = session.get_inputs()
         outputs = {o.name for o in session.get_outputs()}
         if len(inputs) != 1 or not {"age_probs", "gender"} <= outputs:
@@ -73,9 +76,9 @@ class FaceResAge(AgeModel):
         self._outputs = [n for n in ("age_probs", "gender", "descriptor") if n in outputs]
 
     @classmethod
-    def from_store(cls) -> FaceResAge:
-        """The model from the verified model store (installed on first use)."""
-        return cls()
+    def from_store(cls, precision: Precision = "float32") -> FaceResAge:
+        """The model from the verified model store (installed on first use), float32 or int8."""
+        return cls(asset=ASSET_INT8 if precision == "int8" else ASSET)
 
     def run(self, crops: npt.NDArray[np.uint8]) -> FaceResOutput:
         """Age distribution, gender and descriptor for N face crops (N x 224 x 224 x 3 RGB uint8)."""
