@@ -177,9 +177,9 @@ class Settings(BaseSettings):
     liveness_model_dir: Path | None = None
 
     # Arithmetic of the age networks: "float32" (the reference), or "int8" for faceres-deep quantised from
-    # committed activation ranges (about 2.5x faster on CPUs with VNNI; MAE within 0.01-0.03 y of float32,
-    # docs/performance.md "int8"). Only the shipped ensemble uses it; a trained age head keeps float32,
-    # the features it was fitted on.
+    # committed activation ranges (about 3x faster on a CPU with VNNI; utkface-dev MAE 4.32 against 4.31,
+    # docs/performance.md "int8 age network"). Only the shipped ensemble uses it; a trained age head keeps
+    # float32, the features it was fitted on.
     network_precision: Precision = "float32"
 
     # Threads per onnxruntime session (0: onnxruntime's default, all cores). Batch jobs that run one

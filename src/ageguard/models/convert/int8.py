@@ -6,13 +6,13 @@ calibrate-int8``), and committed beside this module as a JSON file of numbers; i
 needs no images: the store converts the float32 network as usual and quantises it with those ranges, which
 is deterministic, so the int8 file is pinned by SHA-256 like every other asset.
 
-The recipe was chosen by measurement (docs/performance.md, "int8"): per-channel weights (per-tensor int8
-lost 9 years of MAE on faceres-deep), QDQ format, unsigned 8-bit activations and signed 8-bit weights,
-min/max ranges, and only the convolutional trunk in int8: the pooled head (fully connected layers and the
-softmax) stays float32, which halves the age change against float32 at no measurable cost in speed, and
-keeps the probabilities the st_dev is read from unquantised. Only faceres-deep is quantised: it is the
-most expensive network and gains most; face-api gains little, and RetinaFace gains nothing in
-onnxruntime's int8 kernels.
+The recipe was chosen by measurement (docs/performance.md, "int8 age network"): per-channel weights
+(per-tensor int8 lost 9 years of MAE on faceres-deep), QDQ format, unsigned 8-bit activations and signed
+8-bit weights, min/max ranges, and only the convolutional trunk in int8: the pooled head (fully connected
+layers and the softmax) stays float32, which halves the age change against float32 at no measurable cost
+in speed, and keeps the probabilities the st_dev is read from unquantised. Only faceres-deep is
+quantised: it is the most expensive network and gains most; face-api gains little, and RetinaFace gains
+nothing in onnxruntime's int8 kernels.
 """
 
 from __future__ import annotations
