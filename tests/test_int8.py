@@ -18,9 +18,10 @@ from ageguard.cli import app
 from ageguard.models import registry, store
 from ageguard.models.convert import int8
 from ageguard.settings import Settings, get_settings
-from ageguard.vision.age.faceres import ASSET, ASSET_INT8, FaceResAge
+from ageguard.vision.age.faceres import ASSET, FaceResAge
 from ageguard.vision.pipeline import Pipeline
 
+ASSET_INT8 = registry.FACERES_DEEP_INT8.name
 UTKFACE = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "utkface-dev"
 
 
@@ -109,8 +110,9 @@ def test_calibrate_command_writes_ranges_that_quantise(tmp_path: Path, fp32_byte
     assert "3 faces of 4 images" in result.stdout
     assert "missing.jpg: skipped" in result.output
 
-    model = ort.InferenceSession(int8.quantize(fp32_bytes, out), providers=["CPUExecutionProvider"])
-    assert any(node.op_type == "QuantizeLinear" for node in _nodes(int8.quantize(fp32_bytes, out)))
+    quantised = int8.quantize(fp32_bytes, out)
+    model = ort.InferenceSession(quantised, providers=["CPUExecutionProvider"])
+    assert any(node.op_type == "QuantizeLinear" for node in _nodes(quantised))
     face = np.full((1, 224, 224, 3), 20.0, np.float32)
     probs = model.run(["age_probs"], {"input": face})[0]
     assert probs.shape == (1, 100) and abs(float(probs.sum()) - 1.0) < 1e-3

@@ -187,8 +187,16 @@ ASSETS: dict[str, ModelAsset] = {
     for a in (RETINAFACE_MNET025, FACEAPI_AGEGENDER, FACERES_DEEP, FACERES_DEEP_INT8, MOBILENETV3_COCO)
 }
 SERVING_ASSETS = [a.name for a in ASSETS.values() if a.role == "serving"]
-# The variants each value of settings.network_precision serves in place of a float32 network.
-PRECISION_VARIANTS: dict[str, list[str]] = {"float32": [], "int8": [FACERES_DEEP_INT8.name]}
+# What each value of settings.network_precision serves in place of a float32 network (by asset name).
+PRECISION_VARIANTS: dict[str, dict[str, str]] = {
+    "float32": {},
+    "int8": {FACERES_DEEP.name: FACERES_DEEP_INT8.name},
+}
+
+
+def asset_for(name: str, precision: str) -> str:
+    """The asset served for network ``name`` at ``precision``: its variant, or the network itself."""
+    return PRECISION_VARIANTS[precision].get(name, name)
 
 
 def get_asset(name: str) -> ModelAsset:

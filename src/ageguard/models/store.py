@@ -97,7 +97,7 @@ def ensure(name: str, progress: Progress | None = None) -> Path:
 
 def selected_assets() -> list[str]:
     """What this configuration serves: the serving assets and the variants its settings select."""
-    return SERVING_ASSETS + PRECISION_VARIANTS[get_settings().network_precision]
+    return SERVING_ASSETS + list(PRECISION_VARIANTS[get_settings().network_precision].values())
 
 
 def install_all(progress: Progress | None = None, only: str | None = None) -> dict[str, Path]:

@@ -53,9 +53,9 @@ def quantize(fp32: bytes, ranges: Path) -> bytes:
     import onnx
     from onnxruntime.quantization import quantize_static
 
-    float_nodes = [n.name for n in onnx.load_from_string(fp32).graph.node if n.op_type not in TRUNK_OPS]
     if not ranges.is_file():
         raise FileNotFoundError(f"no activation ranges at {ranges}: run `ageguard models calibrate-int8`")
+    float_nodes = [n.name for n in onnx.load_from_string(fp32).graph.node if n.op_type not in TRUNK_OPS]
     with tempfile.TemporaryDirectory(prefix="ageguard-int8-") as tmp:
         source, out, cache = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx"), Path(tmp, "ranges.json")
         source.write_bytes(fp32)

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 ASSET = "faceres_deep"
-# The same network quantised to int8 (models/convert/int8.py), served with AGEGUARD_NETWORK_PRECISION=int8.
-ASSET_INT8 = "faceres_deep_int8"
 INPUT_SIZE = 224
 # Per-channel means in B, G, R order (Caffe ImageNet), subtracted from the BGR pixels.
 MEANS_BGR = np.array([103.939, 116.779, 123.68], np.float32)
@@ -77,8 +75,10 @@ class FaceResAge(AgeModel):
 
     @classmethod
     def from_store(cls, precision: Precision = "float32") -> FaceResAge:
-        """The model from the verified model store (installed on first use), float32 or int8."""
-        return cls(asset=ASSET_INT8 if precision == "int8" else ASSET)
+        """The model from the verified model store (installed on first use), float32 or its int8 variant."""
+        from ageguard.models.registry import asset_for
+
+        return cls(asset=asset_for(ASSET, precision))
 
     def run(self, crops: npt.NDArray[np.uint8]) -> FaceResOutput:
         """Age distribution, gender and descriptor for N face crops (N x 224 x 224 x 3 RGB uint8)."""
