@@ -45,7 +45,6 @@ ENDPOINTS: dict[str, tuple[bool, bool]] = {
     "age-antispoofing": (True, True),
 }
 NETWORK_PREFIX = "net:"
-LIVENESS_NETWORK = "ageguard-antispoof"
 
 Log = Callable[[str], None]
 
@@ -133,8 +132,7 @@ def acceptance(r: dict[str, Any], non_200: int) -> dict[str, bool]:
 def measure_pipeline(pipeline: Any, data: bytes, *, liveness: bool, runs: int, warmup: int) -> dict[str, Any]:
     """Networks-only ms (sum of the median time of each network a request runs) and the pipeline p50/p95.
 
-    The pipeline times its detector and age networks itself (``net:*`` timings); the liveness network is
-    timed here on the very inputs the pipeline gives it, since its crops and its run share one stage.
+    The pipeline times every network it runs itself (``net:*`` timings), on the inputs it gives it.
     """
     totals: list[float] = []
     nets: dict[str, list[float]] = {}
@@ -150,8 +148,6 @@ def measure_pipeline(pipeline: Any, data: bytes, *, liveness: bool, runs: int, w
         for key, ms in analysis.timings_ms.items():
             (nets if key.startswith(NETWORK_PREFIX) else stages).setdefault(key, []).append(ms)
     networks = {k[len(NETWORK_PREFIX) :]: round(float(np.median(v)), 2) for k, v in nets.items()}
-    if liveness:
-        networks[LIVENESS_NETWORK] = liveness_network_ms(pipeline, data, runs)
     assert analysis is not None
     answer: dict[str, Any] = {}
     if analysis.age is not None:
@@ -167,27 +163,6 @@ def measure_pipeline(pipeline: Any, data: bytes, *, liveness: bool, runs: int, w
         "stages": {k: round(float(np.median(v)), 2) for k, v in stages.items()},
         "answer": answer,
     }
-
-
-def liveness_network_ms(pipeline: Any, data: bytes, runs: int) -> float:
-    """Median time of the liveness network alone on this image's two crops."""
-    from PIL import Image
-
-    from ageguard.vision import faces as face_rules
-    from ageguard.vision.image import decode
-
-    limits = pipeline.settings.limits("normal")
-    image = decode(data, limits, pipeline.settings).rgb
-    face = face_rules.select_face(pipeline.detect_faces(image), image, limits, pipeline.settings)
-    model = pipeline._liveness_model()
-    context, face_tensor = model.inputs(Image.fromarray(image), face)
-    session = model._session
-    times = []
-    for _ in range(runs + 2):
-        start = time.perf_counter()
-        session.run(["live"], {"context": context, "face": face_tensor})
-        times.append((time.perf_counter() - start) * 1000.0)
-    return round(float(np.median(times[2:])), 2)
 
 
 # ------------------------------------------------------------------------------------- server

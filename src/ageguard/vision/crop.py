@@ -53,8 +53,20 @@ def eye_roll(face: Face) -> float:
     return math.atan2(float(y1 - y0), float(x1 - x0))
 
 
-def face_crop(image: RGBImage, face: Face, *, scale: float, size: int, align: bool = True) -> RGBImage:
-    """A ``size`` x ``size`` RGB crop of ``face`` (see :func:`face_square`); edge pixels extend outwards."""
+def face_crop(
+    image: RGBImage,
+    face: Face,
+    *,
+    scale: float,
+    size: int,
+    align: bool = True,
+    pil: Image.Image | None = None,
+) -> RGBImage:
+    """A ``size`` x ``size`` RGB crop of ``face`` (see :func:`face_square`); edge pixels extend outwards.
+
+    ``pil``: the same pixels as a Pillow image, if the caller has one (the area filter then reads it
+    without converting the region first; the crop is the same).
+    """
     cx, cy, side = face_square(face, scale)
     angle = eye_roll(face) if align else 0.0
     step = side / size
@@ -62,24 +74,24 @@ def face_crop(image: RGBImage, face: Face, *, scale: float, size: int, align: bo
     offset_x = offset_y = 0.0
     scale = 1.0
     if step > _MAX_BILINEAR_STEP:
-        source, offset_x, offset_y, scale = _reduced_region(image, cx, cy, side, step)
+        source, offset_x, offset_y, scale = _reduced_region(image, cx, cy, side, step, pil)
         cx, cy, step = (cx - offset_x) / scale, (cy - offset_y) / scale, step / scale
     return _warp(source, cx, cy, step, angle, size)
 
 
 def _reduced_region(
-    image: RGBImage, cx: float, cy: float, side: float, step: float
+    image: RGBImage, cx: float, cy: float, side: float, step: float, pil: Image.Image | None = None
 ) -> tuple[npt.NDArray[np.uint8], float, float, float]:
     """The region that can hold the rotated square, shrunk so one output pixel is about one source pixel."""
     height, width = image.shape[:2]
     half = side * math.sqrt(2.0) / 2.0 + 2.0
     x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
     x1, y1 = min(int(math.ceil(cx + half)), width), min(int(math.ceil(cy + half)), height)
-    region = image[y0:y1, x0:x1]
+    region = pil.crop((x0, y0, x1, y1)) if pil is not None else Image.fromarray(image[y0:y1, x0:x1])
     scale = step  # source pixels per reduced pixel
     new_w = max(int(round((x1 - x0) / scale)), 1)
     new_h = max(int(round((y1 - y0) / scale)), 1)
-    reduced = np.asarray(Image.fromarray(region).resize((new_w, new_h), Image.Resampling.BOX))
+    reduced = np.asarray(region.resize((new_w, new_h), Image.Resampling.BOX))
     actual_scale = (x1 - x0) / new_w
     return reduced, float(x0), float(y0), actual_scale
 

@@ -65,6 +65,8 @@ class DecodedImage:
     """A validated image: upright RGB pixels plus what was learned about the encoded bytes."""
 
     rgb: RGBImage  # H x W x 3 uint8, EXIF orientation applied
+    # The same pixels as a Pillow image, for the resizes that Pillow does (no second conversion).
+    pil: Image.Image
     format: ImageFormat
     jpeg_quality: int | None  # estimated from the quantisation tables; None for PNG
     byte_size: int
@@ -178,12 +180,13 @@ def _decode(data: bytes, limits: ImageLimits, settings: Settings) -> DecodedImag
         with contextlib.suppress(Exception):  # a broken EXIF block is ignored, not fatal
             im = ImageOps.exif_transpose(im)
     rgb = _to_rgb(im)
+    pil = im if im.mode == "RGB" else Image.fromarray(rgb)
     if rgb.shape[0] != height or rgb.shape[1] != width:  # pragma: no cover - defensive
         _check_dimensions(int(rgb.shape[1]), int(rgb.shape[0]), limits)
 
     if is_grayscale(rgb, settings):
         raise AgeGuardError("IMAGE_GRAYSCALE_NOT_SUPPORTED")
-    return DecodedImage(rgb=rgb, format=fmt, jpeg_quality=quality, byte_size=size)
+    return DecodedImage(rgb=rgb, pil=pil, format=fmt, jpeg_quality=quality, byte_size=size)
 
 
 def _open(data: bytes, fmt: ImageFormat) -> Image.Image:

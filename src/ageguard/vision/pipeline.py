@@ -13,7 +13,8 @@ from typing import Any
 from ageguard.errors import AgeGuardError
 from ageguard.settings import Settings, get_settings
 from ageguard.vision import faces as face_rules
-from ageguard.vision.image import decode
+from ageguard.vision.image import DecodedImage, decode
+from ageguard.vision.spare import spare_pool
 from ageguard.vision.types import (
     AgeEstimate,
     AssuranceLevel,
@@ -54,6 +55,7 @@ class Pipeline:
         self._detector: Any = None
         self._ages: Any = None
         self._liveness: Any = None
+        self._pool = spare_pool(self.settings.pixel_threads)
 
     def load(self, liveness: bool = True) -> None:
         """Load every model now (a server does this before it reports healthy)."""
@@ -74,13 +76,20 @@ class Pipeline:
         """Raise :class:`ageguard.errors.AgeGuardError` with a catalogue code for any bad input."""
         analysis = Analysis()
         timer = _Timer(analysis.timings_ms)
-        image, face = self._validated_face(data, level, timer)
+        decoded, face = self._validated_face(data, level, timer)
+        image, pil, pool = decoded.rgb, decoded.pil, self._pool
+        # The liveness crops are made on a spare core while the age networks run.
+        live_model = self._liveness_model() if liveness else None
+        live_inputs = pool.submit(live_model.prepare, image, face, pil) if live_model else None
         if age:
             with timer("age"):
-                analysis.age = self._age_ensemble().estimate(image, face, analysis.timings_ms)
-        if liveness:
+                analysis.age = self._age_ensemble().estimate(
+                    image, face, analysis.timings_ms, pil=pil, pool=pool
+                )
+        if live_model is not None and live_inputs is not None:
             with timer("liveness"):
-                analysis.liveness = self._liveness_model().verdict(image, face, assurance)
+                scored = live_model.score_inputs(live_inputs.result(), analysis.timings_ms)
+                analysis.liveness = live_model.decide(scored, assurance)
         return analysis
 
     def check(self, data: bytes, *, level: ValidationLevel = "normal") -> None:
@@ -89,7 +98,8 @@ class Pipeline:
 
     def face_of(self, data: bytes, *, level: ValidationLevel = "normal") -> tuple[RGBImage, Face]:
         """The decoded pixels and the face the models would be given, after every requirement passed."""
-        return self._validated_face(data, level, _Timer({}))
+        decoded, face = self._validated_face(data, level, _Timer({}))
+        return decoded.rgb, face
 
     def detect_faces(self, image: RGBImage) -> list[Face]:
         """Every face the detector finds in decoded pixels (capture guidance applies its own rules)."""
@@ -108,15 +118,17 @@ class Pipeline:
         flops[detector.name] = float(count_flops(store.model_path(detector.name), (1, 3, 384, 640)).flops)
         return flops
 
-    def _validated_face(self, data: bytes, level: ValidationLevel, timer: _Timer) -> tuple[RGBImage, Face]:
+    def _validated_face(
+        self, data: bytes, level: ValidationLevel, timer: _Timer
+    ) -> tuple[DecodedImage, Face]:
         limits = self.settings.limits(level)
         with timer("decode"):
-            image = decode(data, limits, self.settings).rgb
+            decoded = decode(data, limits, self.settings)
         with timer("detect"):
-            detections = self._face_detector().detect(image, timer.sink)
+            detections = self._face_detector().detect(decoded.rgb, timer.sink, pil=decoded.pil)
         with timer("validate"):
-            face = face_rules.select_face(detections, image, limits, self.settings)
-        return image, face
+            face = face_rules.select_face(detections, decoded.rgb, limits, self.settings)
+        return decoded, face
 
     def _face_detector(self) -> Any:
         if self._detector is None:

@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from ageguard.errors import AgeGuardError
 from ageguard.settings import Settings
 from ageguard.vision.age.base import AgeModel
 from ageguard.vision.crop import face_crop
 from ageguard.vision.faces import face_quality
+from ageguard.vision.spare import INLINE, SparePool
 from ageguard.vision.types import AgeEstimate, Face, RGBImage
 
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
@@ -97,29 +99,48 @@ class AgeEnsemble:
         return {model.asset: (batch, model.input_size, model.input_size, 3) for model in models}
 
     def estimate(
-        self, image: RGBImage, face: Face, timings_ms: dict[str, float] | None = None
+        self,
+        image: RGBImage,
+        face: Face,
+        timings_ms: dict[str, float] | None = None,
+        *,
+        pil: Image.Image | None = None,
+        pool: SparePool = INLINE,
     ) -> AgeEstimate:
+        """``pil`` (the same pixels as a Pillow image) and ``pool`` (spare threads) change only how fast:
+        face-api's crops and the quality measures are made on a helper while faceres-deep runs."""
         cal = self.calibration
         timings = timings_ms if timings_ms is not None else {}
-        res_crops = self.faceres_crops(image, face)
-        api_crops = self._crops(image, face, cal.faceapi_scale, self.faceapi.input_size)
+        api_inputs = pool.submit(self._faceapi_inputs, image, face, pil)
+        res_crops = self.faceres_crops(image, face, pil)
         start = time.perf_counter()
         probs = self.faceres.predict_distribution(res_crops)
         timings[f"net:{self.faceres.asset}"] = (time.perf_counter() - start) * 1000.0
+        api_crops, quality = api_inputs.result()
         start = time.perf_counter()
         api_age = float(np.mean(self.faceapi.predict(api_crops).mean))
         timings[f"net:{self.faceapi.asset}"] = (time.perf_counter() - start) * 1000.0
         mean, std = distribution_mean_std(probs.mean(axis=0))
         if not (math.isfinite(mean) and math.isfinite(std) and math.isfinite(api_age)):
             raise AgeGuardError("FAIL_PREDICTION", "Age distribution is empty.")
-        return cal.combine(mean, std, api_age, cal.quality_factor(face_quality(face, image)))
+        return cal.combine(mean, std, api_age, cal.quality_factor(quality))
 
-    def faceres_crops(self, image: RGBImage, face: Face) -> npt.NDArray[np.uint8]:
+    def faceres_crops(
+        self, image: RGBImage, face: Face, pil: Image.Image | None = None
+    ) -> npt.NDArray[np.uint8]:
         """What faceres-deep is given for one face (also what its int8 ranges are measured on)."""
-        return self._crops(image, face, self.calibration.faceres_scale, self.faceres.input_size)
+        return self._crops(image, face, self.calibration.faceres_scale, self.faceres.input_size, pil)
 
-    def _crops(self, image: RGBImage, face: Face, scale: float, size: int) -> npt.NDArray[np.uint8]:
-        crop = face_crop(image, face, scale=scale, size=size)
+    def _faceapi_inputs(
+        self, image: RGBImage, face: Face, pil: Image.Image | None
+    ) -> tuple[npt.NDArray[np.uint8], dict[str, float]]:
+        crops = self._crops(image, face, self.calibration.faceapi_scale, self.faceapi.input_size, pil)
+        return crops, face_quality(face, image)
+
+    def _crops(
+        self, image: RGBImage, face: Face, scale: float, size: int, pil: Image.Image | None
+    ) -> npt.NDArray[np.uint8]:
+        crop = face_crop(image, face, scale=scale, size=size, pil=pil)
         if self.calibration.flip:
             return np.stack([crop, crop[:, ::-1]])
         return crop[None]

@@ -23,12 +23,14 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image
 
 from ageguard.errors import AgeGuardError
 from ageguard.vision.age.faceapi import FaceApiAgeModel
 from ageguard.vision.age.faceres import FaceResAge
 from ageguard.vision.age.features import FEATURE_DIM, network_features
 from ageguard.vision.faces import face_quality
+from ageguard.vision.spare import INLINE, SparePool
 from ageguard.vision.types import AgeEstimate, Face, RGBImage
 
 HEAD_FILE = "age_head.json"
@@ -136,10 +138,16 @@ class AgeEstimator:
         }
 
     def estimate(
-        self, image: RGBImage, face: Face, timings_ms: dict[str, float] | None = None
+        self,
+        image: RGBImage,
+        face: Face,
+        timings_ms: dict[str, float] | None = None,
+        *,
+        pil: Image.Image | None = None,
+        pool: SparePool = INLINE,
     ) -> AgeEstimate:
         timings = timings_ms if timings_ms is not None else {}
-        features = network_features(self.faceres, self.faceapi, image, face, timings)
+        features = network_features(self.faceres, self.faceapi, image, face, timings, pil=pil, pool=pool)
         start = time.perf_counter()
         probs = self.head.probs(features.vector)[0]
         timings["net:age_head"] = (time.perf_counter() - start) * 1000.0

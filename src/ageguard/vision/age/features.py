@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from ageguard.vision.age.faceapi import FaceApiAgeModel
 from ageguard.vision.age.faceres import FaceResAge
 from ageguard.vision.crop import face_crop
+from ageguard.vision.spare import INLINE, SparePool
 from ageguard.vision.types import Face, RGBImage
 
 DESCRIPTOR_DIM = 1024
@@ -43,13 +45,22 @@ def network_features(
     image: RGBImage,
     face: Face,
     timings_ms: dict[str, float] | None = None,
+    *,
+    pil: Image.Image | None = None,
+    pool: SparePool = INLINE,
 ) -> NetworkFeatures:
+    """``pil`` (the same pixels as a Pillow image) and ``pool`` (spare threads) change only how fast."""
     timings = timings_ms if timings_ms is not None else {}
-    res_crops = _with_mirror(face_crop(image, face, scale=FACERES_SCALE, size=faceres.input_size))
-    api_crops = _with_mirror(face_crop(image, face, scale=FACEAPI_SCALE, size=faceapi.input_size))
+
+    def crops(scale: float, size: int) -> npt.NDArray[np.uint8]:
+        return _with_mirror(face_crop(image, face, scale=scale, size=size, pil=pil))
+
+    api_job = pool.submit(crops, FACEAPI_SCALE, faceapi.input_size)
+    res_crops = crops(FACERES_SCALE, faceres.input_size)
     start = time.perf_counter()
     res = faceres.run(res_crops)
     timings[f"net:{faceres.asset}"] = (time.perf_counter() - start) * 1000.0
+    api_crops = api_job.result()
     start = time.perf_counter()
     api_age = float(np.mean(faceapi.predict(api_crops).mean))
     timings[f"net:{faceapi.asset}"] = (time.perf_counter() - start) * 1000.0

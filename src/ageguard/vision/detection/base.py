@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from PIL import Image
+
 from ageguard.vision.types import Face, RGBImage
 
 
@@ -27,5 +29,14 @@ class FaceDetector(ABC):
     name: str
 
     @abstractmethod
-    def detect(self, image: RGBImage, timings_ms: dict[str, float] | None = None) -> list[Face]:
-        """Faces in ``image``; adds the network-only time to ``timings_ms["net:<name>"]`` when given."""
+    def detect(
+        self,
+        image: RGBImage,
+        timings_ms: dict[str, float] | None = None,
+        *,
+        pil: Image.Image | None = None,
+    ) -> list[Face]:
+        """Faces in ``image``; adds the network-only time to ``timings_ms["net:<name>"]`` when given.
+
+        ``pil``: the same pixels as a Pillow image, if the caller has one (saves a conversion).
+        """

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from ageguard.vision.types import AssuranceLevel, Face, LivenessVerdict, Prediction, RGBImage
 
@@ -113,15 +114,35 @@ class Scored:
     quality: FaceQuality
 
 
+@dataclass(frozen=True, slots=True)
+class LivenessInputs:
+    """What a model takes from the pixels of one face (its input tensors, the face's quality), made
+    before its network runs, so that the pixel work can be done while another network runs."""
+
+    tensors: dict[str, npt.NDArray[np.float32]]
+    quality: FaceQuality
+
+
 class LivenessModel(ABC):
     """A passive (single image) liveness model with its decision policy."""
 
     policy: DecisionPolicy
+    name: str
 
     @abstractmethod
+    def prepare(self, image: RGBImage, face: Face, pil: Image.Image | None = None) -> LivenessInputs:
+        """The crops and quality of ``face``; no network runs. ``pil``: the same pixels, if at hand."""
+
+    @abstractmethod
+    def score_inputs(self, inputs: LivenessInputs, timings_ms: dict[str, float] | None = None) -> Scored:
+        """The network on prepared inputs; adds its time to ``timings_ms["net:<name>"]`` when given."""
+
     def score(self, image: RGBImage, face: Face) -> Scored:
         """The probability that ``face`` is a live person, with the face's quality."""
+        return self.score_inputs(self.prepare(image, face))
+
+    def decide(self, scored: Scored, assurance: AssuranceLevel) -> LivenessVerdict:
+        return LivenessVerdict(self.policy.decide(scored.score, assurance, scored.quality), scored.score)
 
     def verdict(self, image: RGBImage, face: Face, assurance: AssuranceLevel) -> LivenessVerdict:
-        scored = self.score(image, face)
-        return LivenessVerdict(self.policy.decide(scored.score, assurance, scored.quality), scored.score)
+        return self.decide(self.score(image, face), assurance)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ import onnxruntime as ort
 from PIL import Image
 
 from ageguard.errors import AgeGuardError
-from ageguard.vision.liveness.base import DecisionPolicy, LivenessModel, Scored, face_quality
+from ageguard.vision.liveness.base import (
+    DecisionPolicy,
+    LivenessInputs,
+    LivenessModel,
+    Scored,
+    face_quality,
+)
 from ageguard.vision.liveness.crops import CONTEXT_SCALE, FACE_SCALE, liveness_crops, quality_crop
 from ageguard.vision.types import Face, RGBImage
 
@@ -63,18 +70,21 @@ class OnnxLivenessModel(LivenessModel):
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
 
-    def inputs(self, image: RGBImage | Image.Image, face: Face) -> tuple[np.ndarray, np.ndarray]:
-        """The network's two input tensors (1 x 3 x S x S, float 0..255 RGB)."""
+    def prepare(self, image: RGBImage, face: Face, pil: Image.Image | None = None) -> LivenessInputs:
+        """The network's two input tensors (1 x 3 x S x S, float 0..255 RGB) and the face's quality."""
+        source = pil if pil is not None else Image.fromarray(image)
         context, face_crop = liveness_crops(
-            image, face.box, self.context_size, self.face_size, self.context_scale, self.face_scale
+            source, face.box, self.context_size, self.face_size, self.context_scale, self.face_scale
         )
-        return _tensor(context), _tensor(face_crop)
+        quality = face_quality(quality_crop(source, face.box), face)
+        return LivenessInputs({"context": _tensor(context), "face": _tensor(face_crop)}, quality)
 
-    def score(self, image: RGBImage, face: Face) -> Scored:
-        pil = Image.fromarray(image)
-        context, face_tensor = self.inputs(pil, face)
-        live = self._session.run(["live"], {"context": context, "face": face_tensor})[0]
-        return Scored(float(np.clip(live[0], 0.0, 1.0)), face_quality(quality_crop(pil, face.box), face))
+    def score_inputs(self, inputs: LivenessInputs, timings_ms: dict[str, float] | None = None) -> Scored:
+        start = time.perf_counter()
+        live = self._session.run(["live"], inputs.tensors)[0]
+        if timings_ms is not None:
+            timings_ms[f"net:{self.name}"] = (time.perf_counter() - start) * 1000.0
+        return Scored(float(np.clip(live[0], 0.0, 1.0)), inputs.quality)
 
 
 def _tensor(crop: RGBImage) -> np.ndarray:
