@@ -149,7 +149,7 @@ FACERES_DEEP_INT8 = ModelAsset(
     source=FACERES_DEEP.source,
     converter=lazy_converter("ageguard.models.convert.int8.convert_faceres_int8"),
     # Pinned for onnxruntime 1.32.0's quantiser and the committed ranges: a change of either must re-pin.
-    sha256="1e77b88a57fbafa14db8a68f9bbef644150b49522c7907d37805369c2dfeb431",
+    sha256="8b352e034f8535dd56659e65d6b0ea61f8e0899c3fd153aa6dda2f56dd6938f2",
     licence="Apache-2.0",
     notice=_APACHE_FACERES.replace(
         "converted from TensorFlow.js graph format to ONNX.",
