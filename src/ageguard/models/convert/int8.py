@@ -9,9 +9,9 @@ is deterministic, so the int8 file is pinned by SHA-256 like every other asset.
 The recipe was chosen by measurement (docs/performance.md, "int8 age network"): per-channel weights
 (per-tensor int8 lost 9 years of MAE on faceres-deep), QDQ format, unsigned 8-bit activations and signed
 7-bit weights (full 8-bit weights saturate onnxruntime's int16 pair sums on x86 CPUs without VNNI, so the
-answers would depend on the CPU), min/max ranges, and only the convolutional trunk in int8 less its first
-two convolutions: the stem, the pooled head (fully connected layers and the softmax) stay float32, which
-keeps the probabilities the st_dev is read from unquantised. Only faceres-deep is quantised: it is the
+answers would depend on the CPU), min/max ranges, and only the convolutional trunk in int8, but for its first
+two convolutions (they see the raw pixels); those, the pooled head (fully connected layers) and the softmax
+stay float32, which keeps the probabilities the st_dev is read from unquantised. Only faceres-deep is quantised: it is the
 most expensive network and gains most; face-api gains little, and RetinaFace gains nothing in
 onnxruntime's int8 kernels.
 """
