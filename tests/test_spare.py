@@ -1,4 +1,4 @@
-"""Spare cores (``pixel_threads``): a request's pixel work moves to helper threads, its results never change."""
+"""Spare cores (``pixel_threads``): a request's pixel work moves to helper threads; no result changes."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ import httpx
 from ageguard import signing
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-API_PATH = "/ai/v1"
+API_PATH = signing.BASE_PATH
 
 #: Written by ``ageguard serve`` when it creates the embedded default application.
 LOCAL_APP_KEY = "local-app.pem"

@@ -100,13 +100,21 @@ def test_empty_body_variants_go_trailing_ampersand(api_settings, api, private_ke
 
 
 def test_target_suffixes() -> None:
+    # What the SDKs sign (the path below the base URL) first: each try hashes the whole body.
     assert list(target_suffixes(b"/ai/v1//age", b"a=1")) == [
+        b"//age?a=1",
         b"/ai/v1//age?a=1",
         b"/v1//age?a=1",
-        b"//age?a=1",
         b"/age?a=1",
     ]
+    assert list(target_suffixes(b"/ai/v1/self-checkout/age", b"")) == [
+        b"/self-checkout/age",
+        b"/ai/v1/self-checkout/age",
+        b"/v1/self-checkout/age",
+        b"/age",
+    ]
     assert list(target_suffixes(b"/x", b"")) == [b"/x"]
+    assert list(target_suffixes(b"/ai/v1", b"")) == [b"/ai/v1", b"/v1"]
 
 
 # ---------------------------------------------------------------------------------------- timestamps

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ageguard import __version__
+from ageguard import __version__, signing
 from ageguard.api import openapi
 from ageguard.api.auth import Verifier
 from ageguard.api.handler import error_response, log_unexpected
@@ -27,7 +27,7 @@ from ageguard.settings import Settings
 
 log = logging.getLogger("ageguard.api")
 
-API_PREFIX = "/ai/v1"
+API_PREFIX = signing.BASE_PATH
 _SLASHES = re.compile(r"/{2,}")
 
 

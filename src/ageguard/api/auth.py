@@ -61,6 +61,7 @@ class TimestampKind(Enum):
     MONOTONIC = "monotonic"  # not epoch time (Java): only the nonce guards, kept ``nonce_retention_s``
 
 
+API_BASE = signing.BASE_PATH.encode("ascii")
 AUTH_ID_HEADER = "x-yoti-auth-id"
 DIGEST_HEADER = "x-yoti-auth-digest"
 
@@ -131,21 +132,24 @@ def check_timestamp(
     raise AgeGuardError("INVALID_TIMESTAMP", "Provided timestamp is outside the accepted time window.")
 
 
-def target_suffixes(raw_path: bytes, query_string: bytes) -> Iterator[bytes]:
+def target_suffixes(raw_path: bytes, query_string: bytes, base: bytes = API_BASE) -> Iterator[bytes]:
     """Every ``PATH_AND_QUERY`` a client could have signed: each path suffix starting at a ``/``.
 
     The base URL is not signed, so ``/ai/v1/self-checkout/age-antispoofing`` may have been signed as
     ``/age-antispoofing`` or ``/self-checkout/age-antispoofing``. ``//`` is kept as received (Ruby).
-    Longest first; the raw query string is appended unchanged.
+    First the path below ``base`` (what the SDKs sign with the documented base URL: each try hashes the
+    whole body, so the usual one goes first), then the others longest first; the raw query string is
+    appended unchanged.
     """
     tail = b"?" + query_string if query_string else b""
     seen: set[bytes] = set()
-    for i, byte in enumerate(raw_path):
-        if byte == 0x2F:  # "/"
-            target = raw_path[i:] + tail
-            if target not in seen:
-                seen.add(target)
-                yield target
+    usual = raw_path[len(base) :] if raw_path.startswith(base + b"/") else None
+    starts = [i for i, byte in enumerate(raw_path) if byte == 0x2F]  # each "/"
+    for start in ([len(base)] if usual else []) + starts:
+        target = raw_path[start:] + tail
+        if target not in seen:
+            seen.add(target)
+            yield target
 
 
 def body_variants(body: bytes) -> tuple[bytes | None, ...]:

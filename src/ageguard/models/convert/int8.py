@@ -11,9 +11,9 @@ The recipe was chosen by measurement (docs/performance.md, "int8 age network"): 
 7-bit weights (full 8-bit weights saturate onnxruntime's int16 pair sums on x86 CPUs without VNNI, so the
 answers would depend on the CPU), min/max ranges, and only the convolutional trunk in int8, but for its first
 two convolutions (they see the raw pixels); those, the pooled head (fully connected layers) and the softmax
-stay float32, which keeps the probabilities the st_dev is read from unquantised. Only faceres-deep is quantised: it is the
-most expensive network and gains most; face-api gains little, and RetinaFace gains nothing in
-onnxruntime's int8 kernels.
+stay float32, which keeps the probabilities the st_dev is read from unquantised. Only faceres-deep is
+quantised: it is the most expensive network and gains most; face-api gains little, and RetinaFace gains
+nothing in onnxruntime's int8 kernels.
 """
 
 from __future__ import annotations
