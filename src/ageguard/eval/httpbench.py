@@ -1,10 +1,11 @@
 """``ageguard bench --http``: the whole service measured end to end over HTTP, beside its floor.
 
-In one run: the pipeline is timed in this process (networks only, and the whole pipeline, one request
-at a time); then a real ``ageguard serve`` starts on a free loopback port with a throwaway
+In one run: a real ``ageguard serve`` starts on a free loopback port with a throwaway
 ``AGEGUARD_HOME`` (its own SQLite Hub unless a database URL is given) and one application; requests are
 signed beforehand exactly as the Yoti SDKs sign them (:mod:`ageguard.signing`) and sent by a separate
 load process (:mod:`ageguard.eval.httpload`) at each concurrency, bounded by a request count and a time.
+At concurrency 1 the requests go in blocks that alternate with blocks of the pipeline run in this process
+(networks only, and the whole pipeline, one request at a time), so that both see the machine alike.
 
 The floor is the networks: ``cores / networks time`` requests/s if nothing but the networks ran, one
 network thread per request. The three ratios the issue asks for compare the service to that floor:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import shutil
 import socket
@@ -45,6 +47,8 @@ ENDPOINTS: dict[str, tuple[bool, bool]] = {
     "age-antispoofing": (True, True),
 }
 NETWORK_PREFIX = "net:"
+# Requests (and about as many pipeline runs) per block of the interleaved concurrency-1 measurement.
+PAIRED_BLOCK = 8
 
 Log = Callable[[str], None]
 
@@ -129,40 +133,90 @@ def acceptance(r: dict[str, Any], non_200: int) -> dict[str, bool]:
 # ------------------------------------------------------------------------------------- pipeline
 
 
-def measure_pipeline(pipeline: Any, data: bytes, *, liveness: bool, runs: int, warmup: int) -> dict[str, Any]:
-    """Networks-only ms (sum of the median time of each network a request runs) and the pipeline p50/p95.
+class PipelineSamples:
+    """Whole-pipeline and per-network times of runs in this process, gathered over several calls."""
 
-    The pipeline times every network it runs itself (``net:*`` timings), on the inputs it gives it.
-    """
-    totals: list[float] = []
-    nets: dict[str, list[float]] = {}
-    stages: dict[str, list[float]] = {}
-    analysis = None
-    for index in range(warmup + runs):
-        start = time.perf_counter()
-        analysis = pipeline.analyse(data, level="normal", age=True, liveness=liveness)
-        elapsed = (time.perf_counter() - start) * 1000.0
-        if index < warmup:
-            continue
-        totals.append(elapsed)
-        for key, ms in analysis.timings_ms.items():
-            (nets if key.startswith(NETWORK_PREFIX) else stages).setdefault(key, []).append(ms)
-    networks = {k[len(NETWORK_PREFIX) :]: round(float(np.median(v)), 2) for k, v in nets.items()}
-    assert analysis is not None
+    def __init__(self, pipeline: Any, data: bytes, liveness: bool) -> None:
+        self.pipeline, self.data, self.liveness = pipeline, data, liveness
+        self.totals: list[float] = []
+        self.nets: dict[str, list[float]] = {}
+        self.stages: dict[str, list[float]] = {}
+        self.answer: dict[str, Any] = {}
+
+    def run(self, count: int, *, timed: bool = True) -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            analysis = self.pipeline.analyse(self.data, level="normal", age=True, liveness=self.liveness)
+            elapsed = (time.perf_counter() - start) * 1000.0
+            if not timed:
+                continue
+            self.totals.append(elapsed)
+            for key, ms in analysis.timings_ms.items():
+                (self.nets if key.startswith(NETWORK_PREFIX) else self.stages).setdefault(key, []).append(ms)
+            self.answer = _analysis_answer(analysis)
+
+    def summary(self) -> dict[str, Any]:
+        """Networks-only ms (sum of the median time of each network a request runs) and the pipeline p50/p95.
+
+        The pipeline times every network it runs itself (``net:*`` timings), on the inputs it gives it.
+        """
+        networks = {k[len(NETWORK_PREFIX) :]: round(float(np.median(v)), 2) for k, v in self.nets.items()}
+        return {
+            "networks_ms": round(sum(networks.values()), 2),
+            "networks": networks,
+            "pipeline_p50_ms": percentile(self.totals, 50),
+            "pipeline_p95_ms": percentile(self.totals, 95),
+            "pipeline_runs": len(self.totals),
+            "stages": {k: round(float(np.median(v)), 2) for k, v in self.stages.items()},
+            "answer": self.answer,
+        }
+
+
+def _analysis_answer(analysis: Any) -> dict[str, Any]:
     answer: dict[str, Any] = {}
     if analysis.age is not None:
         answer["age"] = round(float(analysis.age.age), 2)
         answer["st_dev"] = round(float(analysis.age.st_dev), 2)
     if analysis.liveness is not None:
         answer["prediction"] = analysis.liveness.prediction
-    return {
-        "networks_ms": round(sum(networks.values()), 2),
-        "networks": networks,
-        "pipeline_p50_ms": percentile(totals, 50),
-        "pipeline_p95_ms": percentile(totals, 95),
-        "stages": {k: round(float(np.median(v)), 2) for k, v in stages.items()},
-        "answer": answer,
-    }
+    return answer
+
+
+def paired_c1(
+    samples: PipelineSamples,
+    send: Callable[[int, float], dict[str, Any]],
+    *,
+    requests: int,
+    pipeline_runs: int,
+    max_seconds: float,
+    block: int = PAIRED_BLOCK,
+) -> dict[str, Any]:
+    """Concurrency 1 over HTTP and the pipeline in this process, in alternating blocks.
+
+    A shared machine's speed drifts by 10-20% over tens of seconds; measured one after the other, the
+    difference of the two would be that drift as much as the server's own cost. ``send(count, seconds)``
+    drives ``count`` requests at concurrency 1 and returns the load's result; the rows of all blocks are
+    merged, and requests/s is taken over the blocks' own spans.
+    """
+    blocks = max(1, math.ceil(requests / block))
+    runs_per_block = max(1, math.ceil(pipeline_runs / blocks))
+    deadline = time.monotonic() + max_seconds
+    rows: list[dict[str, Any]] = []
+    span_s = 0.0
+    for index in range(blocks):
+        left = deadline - time.monotonic()
+        if index and left <= 0:
+            break
+        samples.run(runs_per_block)
+        load = send(min(block, requests - index * block), max(left, 1.0))
+        block_level = summarise_level(load)
+        span_s += block_level["seconds"]
+        rows += load["results"]
+    level = summarise_level({"concurrency": 1, "results": rows})
+    level["rps"] = round(level["ok"] / span_s, 2) if span_s > 0 else 0.0
+    level["seconds"] = round(span_s, 2)
+    level["paired_blocks"] = index + 1
+    return level
 
 
 # ------------------------------------------------------------------------------------- server
@@ -327,14 +381,6 @@ def run_http_bench(image: bytes, config: HttpBenchConfig, log: Log) -> dict[str,
     load_before = os.getloadavg()
     pipeline = Pipeline(settings)
     pipeline.load(liveness="age-antispoofing" in config.endpoints)
-    floor: dict[str, dict[str, Any]] = {}
-    for name in config.endpoints:
-        _age, liveness = ENDPOINTS[name]
-        log(f"pipeline in this process, /{name} ...")
-        floor[name] = measure_pipeline(
-            pipeline, image, liveness=liveness, runs=config.pipeline_runs, warmup=config.pipeline_warmup
-        )
-    del pipeline
 
     home = Path(tempfile.mkdtemp(prefix="ageguard-bench-"))
     try:
@@ -351,29 +397,15 @@ def run_http_bench(image: bytes, config: HttpBenchConfig, log: Log) -> dict[str,
         with running_server(home, port, config.workers, config.database_url, config.startup_timeout_s, log):
             for name in config.endpoints:
                 warm = _warm_up(port, body_file, key, sdk_id, name, body, workers, config, home)
-                levels = []
-                sample: dict[str, Any] = {}
-                for concurrency in config.concurrency:
-                    count = max(config.requests, concurrency)
+
+                def send(count: int, seconds: float, concurrency: int = 1, name: str = name) -> Any:
                     signed = sign_requests(key, sdk_id, name, body, count)
-                    load = drive("127.0.0.1", port, body_file, signed, concurrency, config.max_seconds, home)
-                    level = summarise_level(load)
-                    sample = sample or load["sample"]
-                    non_200 += level["requests"] - level["ok"]
-                    levels.append(level)
-                    log(
-                        f"/{name} c={concurrency}: {level['ok']}/{level['requests']} ok, "
-                        f"p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, {level['rps']} req/s"
-                    )
-                f = floor[name]
-                r = ratios(f["networks_ms"], f["pipeline_p50_ms"], levels, cores)
-                endpoints[name] = {
-                    **f,
-                    "levels": levels,
-                    "ratios": r,
-                    "http_answer": _answer(sample),
-                    "warmup_statuses": warm,
-                }
+                    return drive("127.0.0.1", port, body_file, signed, concurrency, seconds, home)
+
+                samples = PipelineSamples(pipeline, image, liveness=ENDPOINTS[name][1])
+                measured = _measure_endpoint(name, samples, send, config, cores, log)
+                endpoints[name] = {**measured, "warmup_statuses": warm}
+                non_200 += sum(lv["requests"] - lv["ok"] for lv in endpoints[name]["levels"])
         for entry in endpoints.values():
             failed = sum(lv["requests"] - lv["ok"] for lv in entry["levels"])
             entry["acceptance"] = acceptance(entry["ratios"], failed)
@@ -393,6 +425,52 @@ def run_http_bench(image: bytes, config: HttpBenchConfig, log: Log) -> dict[str,
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         }
+    }
+
+
+Send = Callable[..., dict[str, Any]]  # (count, seconds[, concurrency]) -> the load process's result
+
+
+def _measure_endpoint(
+    name: str, samples: PipelineSamples, send: Send, config: HttpBenchConfig, cores: int, log: Log
+) -> dict[str, Any]:
+    """The pipeline's figures, every concurrency level and the ratios, for one endpoint."""
+    samples.run(config.pipeline_warmup, timed=False)
+    levels = []
+    sample: dict[str, Any] = {}
+
+    def sampled(*args: Any) -> dict[str, Any]:
+        load = send(*args)
+        if not sample:
+            sample.update(load["sample"])
+        return load
+
+    for concurrency in config.concurrency:
+        if concurrency == 1:
+            log(f"/{name} c=1 over HTTP, in blocks alternating with the pipeline in this process ...")
+            level = paired_c1(
+                samples,
+                sampled,
+                requests=config.requests,
+                pipeline_runs=config.pipeline_runs,
+                max_seconds=config.max_seconds,
+            )
+        else:
+            count = max(config.requests, concurrency)
+            level = summarise_level(sampled(count, config.max_seconds, concurrency))
+        levels.append(level)
+        log(
+            f"/{name} c={concurrency}: {level['ok']}/{level['requests']} ok, "
+            f"p50 {level['p50_ms']} ms, p95 {level['p95_ms']} ms, {level['rps']} req/s"
+        )
+    if not samples.totals:  # no concurrency-1 level: time the pipeline on its own
+        samples.run(config.pipeline_runs)
+    figures = samples.summary()
+    return {
+        **figures,
+        "levels": levels,
+        "ratios": ratios(figures["networks_ms"], figures["pipeline_p50_ms"], levels, cores),
+        "http_answer": _answer(sample),
     }
 
 
