@@ -7,12 +7,14 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from ageguard.cli import app
-from ageguard.eval.httpbench import acceptance, ratios, summarise_level
+from ageguard.eval.httpbench import PipelineSamples, acceptance, paired_c1, ratios, summarise_level
 from ageguard.eval.httpload import NO_ANSWER, run_load
 
 
@@ -87,6 +89,31 @@ def test_a_server_that_is_not_there_is_reported_not_dropped(tmp_path: Path) -> N
     level = summarise_level(run_load(_job(free_port(), body_file, 3, 2)))
     assert level["requests"] == 3 and level["ok"] == 0
     assert level["statuses"] == {str(NO_ANSWER): 3}
+
+
+def test_concurrency_1_alternates_with_the_pipeline(stub_server: int, tmp_path: Path) -> None:
+    """Blocks of HTTP requests and of in-process pipeline runs take turns: both see the same machine."""
+    events: list[str] = []
+
+    class Recording:  # stands in for the pipeline: what is tested is the order of the two kinds of work
+        def analyse(self, data: bytes, **options: Any) -> SimpleNamespace:
+            events.append("pipeline")
+            return SimpleNamespace(timings_ms={"net:x": 1.0, "decode": 0.5}, age=None, liveness=None)
+
+    body_file = tmp_path / "body.json"
+    body_file.write_bytes(b"{}")
+
+    def send(count: int, seconds: float) -> dict[str, Any]:
+        events.append(f"http:{count}")
+        return run_load(_job(stub_server, body_file, count, 1))
+
+    samples = PipelineSamples(Recording(), b"", liveness=False)
+    level = paired_c1(samples, send, requests=20, pipeline_runs=6, max_seconds=30.0, block=8)
+    assert events == ["pipeline", "pipeline", "http:8"] * 2 + ["pipeline", "pipeline", "http:4"]
+    assert level["requests"] == 20 and level["ok"] == 4 + 4 + 2 and level["paired_blocks"] == 3
+    assert level["rps"] > 0 and level["seconds"] > 0
+    figures = samples.summary()
+    assert figures["pipeline_runs"] == 6 and figures["networks"] == {"x": 1.0}
 
 
 def test_ratios_against_the_networks_floor() -> None:
