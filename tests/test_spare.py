@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -54,6 +55,25 @@ def test_pixel_threads_setting_sizes_the_process_pool() -> None:
     assert spare_pool(3).threads == 2
     assert spare_pool(0).threads >= 1
     assert spare_pool(3) is spare_pool(3)
+
+
+def test_a_forked_child_gets_its_own_pool() -> None:
+    parent = spare_pool(2)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its pool must run jobs on threads of its own
+        try:
+            child = spare_pool(2)
+            ok = child is not parent and child.submit(threading.current_thread).result() is not (
+                threading.current_thread()
+            )
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    os.close(read)
 
 
 @pytest.mark.parametrize(

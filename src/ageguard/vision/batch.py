@@ -55,7 +55,8 @@ def _init_worker(threads: int) -> None:
     from ageguard.settings import get_settings
     from ageguard.vision.pipeline import Pipeline
 
-    settings = get_settings().model_copy(update={"onnx_threads": threads})
+    # Each process already has its own core: no helper threads beside it (they would only contend).
+    settings = get_settings().model_copy(update={"onnx_threads": threads, "pixel_threads": 1})
     _worker_pipeline = Pipeline(settings)
 
 

@@ -54,6 +54,8 @@ class SparePool:
 
 _pools: dict[int, SparePool] = {}
 _pools_lock = threading.Lock()
+# A forked child has the parent's pools but none of their threads: it makes its own.
+os.register_at_fork(after_in_child=_pools.clear)
 
 
 def spare_pool(threads: int) -> SparePool:
