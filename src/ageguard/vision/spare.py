@@ -7,8 +7,6 @@ a core would otherwise sit idle while one request runs, so the request finishes 
 load a job no helper has begun is taken back by the request's own thread, so nothing waits on a busy
 helper. With ``pixel_threads`` 1 every job runs on the request's thread when its result is needed:
 the pool changes when work is done, never what it computes.
-
-Work given to the pool must not itself wait on the pool (a task that submits and waits can starve it).
 """
 
 from __future__ import annotations
@@ -54,8 +52,17 @@ class SparePool:
 
 _pools: dict[int, SparePool] = {}
 _pools_lock = threading.Lock()
-# A forked child has the parent's pools but none of their threads: it makes its own.
-os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has the parent's pools but none of their threads (and maybe a lock held by one of
+    # them): it makes its own.
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def spare_pool(threads: int) -> SparePool:
