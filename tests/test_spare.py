@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from imagegen import centred_box, face_canvas, jpeg_bytes, png_bytes
@@ -100,3 +101,25 @@ def test_spare_threads_change_no_answer(data: bytes) -> None:
 
     expected = answer(serial)
     assert [answer(spread) for _ in range(3)] == [expected] * 3
+
+
+def test_concurrent_requests_sharing_the_helpers_get_the_serial_answers() -> None:
+    """Several requests at once contend for one helper (jobs are taken back): every answer stays exact."""
+    settings = get_settings()
+    images = [
+        sample_capture(1280, 720, "JPEG", 95),
+        jpeg_bytes(face_canvas(1280, 720, centred_box(1280, 720, 380)), quality=95),
+        png_bytes(face_canvas(800, 600, centred_box(800, 600, 400))),
+    ]
+    serial = Pipeline(settings.model_copy(update={"pixel_threads": 1}))
+    shared = Pipeline(settings.model_copy(update={"pixel_threads": 2}))
+
+    def answer(pipeline: Pipeline, data: bytes) -> tuple[float, float, float]:
+        analysis = pipeline.analyse(data, level="low", liveness=True)
+        assert analysis.age is not None and analysis.liveness is not None
+        return analysis.age.age, analysis.age.st_dev, analysis.liveness.score
+
+    expected = [answer(serial, data) for data in images]
+    with ThreadPoolExecutor(max_workers=4) as requests:
+        got = list(requests.map(lambda i: answer(shared, images[i % 3]), range(12)))
+    assert got == [expected[i % 3] for i in range(12)]
