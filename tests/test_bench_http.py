@@ -115,6 +115,12 @@ def test_concurrency_1_alternates_with_the_pipeline(stub_server: int, tmp_path: 
     figures = samples.summary()
     assert figures["pipeline_runs"] == 6 and figures["networks"] == {"x": 1.0}
 
+    # Out of time after the first block: the level says how many blocks it holds.
+    events.clear()
+    level = paired_c1(samples, send, requests=20, pipeline_runs=6, max_seconds=0.0, block=8)
+    assert events == ["pipeline", "pipeline", "http:8"]
+    assert level["requests"] == 8 and level["paired_blocks"] == 1
+
 
 def test_ratios_against_the_networks_floor() -> None:
     levels = [

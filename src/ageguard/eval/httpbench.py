@@ -203,19 +203,20 @@ def paired_c1(
     deadline = time.monotonic() + max_seconds
     rows: list[dict[str, Any]] = []
     span_s = 0.0
-    for index in range(blocks):
+    done = 0
+    while done < blocks:
         left = deadline - time.monotonic()
-        if index and left <= 0:
+        if done and left <= 0:
             break
         samples.run(runs_per_block)
-        load = send(min(block, requests - index * block), max(left, 1.0))
-        block_level = summarise_level(load)
-        span_s += block_level["seconds"]
+        load = send(min(block, requests - done * block), max(left, 1.0))
+        span_s += summarise_level(load)["seconds"]
         rows += load["results"]
+        done += 1
     level = summarise_level({"concurrency": 1, "results": rows})
     level["rps"] = round(level["ok"] / span_s, 2) if span_s > 0 else 0.0
     level["seconds"] = round(span_s, 2)
-    level["paired_blocks"] = index + 1
+    level["paired_blocks"] = done
     return level
 
 
