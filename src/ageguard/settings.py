@@ -186,9 +186,9 @@ class Settings(BaseSettings):
     # process per core set 1.
     onnx_threads: int = 0
 
-    # Threads that do one request's own pixel work (the detector's input resize in strips, the crops and
-    # quality measures while a network runs), the request's own thread included: 0 one per core, 1 none
-    # beside it. Only speed changes, never a result (docs/performance.md, "Spare cores").
+    # Threads that do one request's own pixel work (face-api's and the liveness crops and the quality
+    # measures, made while faceres-deep runs), the request's own thread included: 0 one per core, 1 none
+    # beside it. Only speed changes, never a result (docs/performance.md, "Spare cores, ...").
     pixel_threads: int = Field(default=0, ge=0)
 
     # HTTP.
