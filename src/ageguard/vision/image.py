@@ -180,12 +180,13 @@ def _decode(data: bytes, limits: ImageLimits, settings: Settings) -> DecodedImag
         with contextlib.suppress(Exception):  # a broken EXIF block is ignored, not fatal
             im = ImageOps.exif_transpose(im)
     rgb = _to_rgb(im)
-    pil = im if im.mode == "RGB" else Image.fromarray(rgb)
     if rgb.shape[0] != height or rgb.shape[1] != width:  # pragma: no cover - defensive
         _check_dimensions(int(rgb.shape[1]), int(rgb.shape[0]), limits)
 
     if is_grayscale(rgb, settings):
         raise AgeGuardError("IMAGE_GRAYSCALE_NOT_SUPPORTED")
+    # Flattened or converted pixels (RGBA, RGBX) need a Pillow image of their own; plain RGB is ``im``.
+    pil = im if im.mode == "RGB" else Image.fromarray(rgb)
     return DecodedImage(rgb=rgb, pil=pil, format=fmt, jpeg_quality=quality, byte_size=size)
 
 
