@@ -129,3 +129,48 @@ def test_st_dev_line_floor_and_quality() -> None:
     assert line.st_dev(20.0, 2.0, 1.0) == pytest.approx((1.0 + 1.0 + 1.0) * 1.2)
     assert line.st_dev(20.0, 2.0, 2.0) == pytest.approx(2 * (1.0 + 1.0 + 1.0) * 1.2)
     assert StDevLine(0.0, 0.0, 0.0, 1.0, 1.0).st_dev(30.0, 0.0, 1.0) == 1.0
+
+
+def _probe_pool(age: np.ndarray, faceres_age: np.ndarray, faceapi_age: np.ndarray, source: str) -> Pool:
+    """A pool whose faceres-deep distribution is all on one age and whose face-api age is given."""
+    n = len(age)
+    x = np.zeros((n, FEATURE_DIM), np.float32)
+    x[np.arange(n), 1024 + faceres_age.astype(int) - 1] = 1.0  # probability 1 on that age (ages 1..100)
+    x[:, 1124] = faceapi_age / 100.0
+    return Pool(
+        x=x, age=age.astype(np.float32), gender=np.zeros(n, np.int8), race=np.zeros(n, np.int8),
+        source=np.array([source] * n), name=np.array([f"{source}{i}" for i in range(n)]),
+        identity=np.array([""] * n), quality=np.zeros((n, 3), np.float32),
+    )  # fmt: skip
+
+
+def test_probe_reports_each_networks_bias_per_band() -> None:
+    from ageguard.train.age import probe
+
+    age = np.array([15.0] * 12 + [40.0] * 12)
+    pool = _probe_pool(age, faceres_age=age + 4, faceapi_age=age - 2, source="aaf")
+    rows = {r["band"]: r for r in probe.network_bands(pool)}
+    assert set(rows) == {"13-17", "31-49"}  # bands with too few faces are left out
+    teen = rows["13-17"]
+    assert teen["n"] == 12
+    assert teen["faceres-deep"] == {"bias": pytest.approx(4.0), "mae": pytest.approx(4.0)}
+    assert teen["face-api"]["bias"] == pytest.approx(-2.0)
+    assert teen["mean"]["bias"] == pytest.approx(1.0) and teen["mean_ge_25"] == 0.0
+    assert rows["31-49"]["mean_ge_25"] == 1.0
+
+
+def test_probe_sees_a_minor_signal_the_age_misses() -> None:
+    from ageguard.train.age import probe
+
+    rng = np.random.default_rng(0)
+    age = np.concatenate([rng.integers(13, 18, 60), rng.integers(25, 60, 60)]).astype(np.float64)
+    # Every estimate says 22, so the age cannot rank teenagers above adults...
+    pool = _probe_pool(age, faceres_age=np.full(120, 22.0), faceapi_age=np.full(120, 22.0), source="utk")
+    # ...but one descriptor number does: the classifier must find it on faces it was not fitted on.
+    pool.x[:, 7] = (age < 18) + 0.3 * rng.standard_normal(120)
+    train, unseen = pool.take(np.arange(120) % 2 == 0), pool.take(np.arange(120) % 2 == 1)
+    (row,) = probe.minor_separability(train, unseen)
+    assert row["teens"] == 30 and row["adults"] == 30
+    assert row["classifier_auc"] > 0.95
+    assert row["age_auc"] == pytest.approx(0.5)
+    assert "| utk | 30 | 30 |" in probe.markdown(probe.network_bands(pool), [row])

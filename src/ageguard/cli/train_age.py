@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -42,6 +43,14 @@ def train_age(
     compare: Annotated[
         bool, typer.Option("--compare", help="Train every variant and ship the best on validation.")
     ] = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Train nothing: print each network's error per source and age band, and whether the "
+            "features tell minors from adults better than the estimated age does.",
+        ),
+    ] = False,
     source: Annotated[list[str] | None, typer.Option(help="Only this pool source (repeatable).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs (smoke runs).")] = None,
     report: Annotated[Path, typer.Option("--json", help="The JSON report.")] = Path("reports/train-age.json"),
@@ -63,11 +72,21 @@ def train_age(
     utk_dev = (data or _default_data()) / "utkface-dev"
     if (utk_dev / "labels.csv").exists():
         evals["utkface-dev"] = utk_dev
+    cache_dir = cache or Path.home() / ".cache" / "ageguard-data" / "age-features"
     try:
+        if probe:
+            from ageguard.train.age.probe import markdown as probe_markdown
+
+            found = age_run.probe(pool_dir, evals, cache_dir, typer.echo, sources=source or None)
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps(found, indent=2) + "\n")
+            typer.echo(probe_markdown(found["bands"], found["separability"]))
+            typer.echo(f"report written to {report}")
+            return
         result = age_run.run(
             pool_dir,
             evals,
-            cache or Path.home() / ".cache" / "ageguard-data" / "age-features",
+            cache_dir,
             out or Path("reports/age-head"),
             seed,
             compare,

@@ -109,6 +109,37 @@ def st_devs(line: StDevLine, age: np.ndarray, spread: np.ndarray, factor: np.nda
     )
 
 
+def load_pool(
+    pool_dir: Path, eval_dirs: dict[str, Path], cache: Path, sources: list[str] | None, log: Log
+) -> Pool:
+    """The pool's and the evaluation sets' features (computed once, then read from ``cache``)."""
+    feature_files = pool_features(pool_dir, cache, sources, log)
+    for name, folder in eval_dirs.items():
+        log(f"features of {name} (evaluation only)")
+        feature_files.append(collect(folder / "images", folder / "labels.csv", cache, name))
+    return Pool.load(feature_files)
+
+
+def probe(
+    pool_dir: Path,
+    eval_dirs: dict[str, Path],
+    cache: Path,
+    log: Log = print,
+    sources: list[str] | None = None,
+) -> dict[str, Any]:
+    """``--probe``: each network's error per band (all faces: nothing is fitted), and whether the
+    features separate minors from adults better than the age does (fitted on the training parts,
+    judged on the rest)."""
+    from ageguard.train.age import probe as age_probe
+
+    pool = load_pool(pool_dir, eval_dirs, cache, sources, log)
+    part = splits(pool)
+    return {
+        "bands": age_probe.network_bands(pool),
+        "separability": age_probe.minor_separability(pool.take(part == "train"), pool.take(part != "train")),
+    }
+
+
 def run(
     pool_dir: Path,
     eval_dirs: dict[str, Path],
@@ -120,11 +151,7 @@ def run(
     sources: list[str] | None = None,
     epochs: int | None = None,
 ) -> RunResult:
-    feature_files = pool_features(pool_dir, cache, sources, log)
-    for name, folder in eval_dirs.items():
-        log(f"features of {name} (evaluation only)")
-        feature_files.append(collect(folder / "images", folder / "labels.csv", cache, name))
-    pool = Pool.load(feature_files)
+    pool = load_pool(pool_dir, eval_dirs, cache, sources, log)
     part = splits(pool)
     train, val, test = (pool.take(part == p) for p in ("train", "val", "test"))
     log(f"{len(train)} faces to train on, {len(val)} to choose by, {len(test)} reported only")
