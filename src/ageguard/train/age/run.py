@@ -14,6 +14,7 @@ import numpy as np
 
 from ageguard.eval import age as age_eval
 from ageguard.train.age.features import collect, read_labels
+from ageguard.train.age.probe import minor_separability, network_ages, network_bands
 from ageguard.train.age.trainer import (
     Head,
     Pool,
@@ -75,8 +76,7 @@ def predict(head: Head, pool: Pool) -> tuple[np.ndarray, np.ndarray]:
 
 def baseline_ages(pool: Pool) -> np.ndarray:
     """The plain mean of the two networks (faceres-deep's distribution mean and face-api's age)."""
-    res_mean, _ = moments(pool.x[:, 1024:1124].astype(np.float64))
-    return 0.5 * res_mean + 0.5 * pool.x[:, 1124].astype(np.float64) * 100.0
+    return network_ages(pool)["mean"]
 
 
 def selection_score(report: dict[str, Any]) -> float:
@@ -130,13 +130,11 @@ def probe(
     """``--probe``: each network's error per band (all faces: nothing is fitted), and whether the
     features separate minors from adults better than the age does (fitted on the training parts,
     judged on the rest)."""
-    from ageguard.train.age import probe as age_probe
-
     pool = load_pool(pool_dir, eval_dirs, cache, sources, log)
     part = splits(pool)
     return {
-        "bands": age_probe.network_bands(pool),
-        "separability": age_probe.minor_separability(pool.take(part == "train"), pool.take(part != "train")),
+        "bands": network_bands(pool),
+        "separability": minor_separability(pool.take(part == "train"), pool.take(part != "train")),
     }
 
 
