@@ -104,7 +104,7 @@ def minor_separability(train: Pool, unseen: Pool) -> list[dict[str, Any]]:
             "source": source,
             "teens": int(teen.sum()),
             "adults": int(adult.sum()),
-            "classifier_auc": roc_auc(minor_score[pick], teen[pick]),  # "live" = the teenager
+            "classifier_auc": roc_auc(minor_score[pick], teen[pick]),  # its "real" class: the teenagers
             "age_auc": roc_auc(-age[pick], teen[pick]),
         })  # fmt: skip
     return rows
