@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -78,8 +77,7 @@ def train_age(
             from ageguard.train.age.probe import markdown as probe_markdown
 
             found = age_run.probe(pool_dir, evals, cache_dir, typer.echo, sources=source or None)
-            report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text(json.dumps(found, indent=2) + "\n")
+            age_run.write_report(found, report)
             typer.echo(probe_markdown(found["bands"], found["separability"]))
             typer.echo(f"report written to {report}")
             return
@@ -97,6 +95,6 @@ def train_age(
     except AgeLabelsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
-    age_run.write_report(result, report)
+    age_run.write_report(result.report, report)
     typer.echo(age_run.markdown(result.report))
     typer.echo(f"report written to {report}")

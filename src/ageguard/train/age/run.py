@@ -194,9 +194,9 @@ def run(
     return RunResult(onnx_path, chosen, report)
 
 
-def write_report(result: RunResult, path: Path) -> None:
+def write_report(report: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.report, indent=2) + "\n")
+    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def markdown(report: dict[str, Any]) -> str:
